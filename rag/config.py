@@ -1,0 +1,60 @@
+"""One place for every tunable number; the CLI overrides fields, the index saves the ones it was built with."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _models_dir() -> Path:
+    return Path(os.environ.get("RAG_MODELS_DIR", PROJECT_ROOT / "models"))
+
+
+@dataclass
+class Config:
+    corpus: Path = field(default_factory=lambda: Path("corpus"))
+    models_dir: Path = field(default_factory=_models_dir)
+    index_root: Path = field(default_factory=lambda: Path(os.environ.get("RAG_INDEX_DIR", PROJECT_ROOT / ".index")))
+    # Chunking (normalised characters): chosen on eval/qa.jsonl, see README "Retrieval".
+    chunk_size: int = 240
+    chunk_overlap: int = 60
+    # Retrieval.
+    k: int = 5
+    candidates: int = 30
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    hnsw_threshold: int = 50_000
+    translate_queries: bool = True
+    # Generation.
+    generator: str = "qwen2.5-coder-1.5b"
+    helper_model: str = "qwen2.5-coder-0.5b"
+    n_threads: int = 2
+    n_ctx: int = 2048
+    max_tokens: int = 160
+    seed: int = 0
+    temperature: float = 0.0
+    # Evidence and refusal.
+    evidence_sentences: int = 4
+    min_support: float = 0.5
+
+    @property
+    def index_dir(self) -> Path:
+        """One index folder per corpus, outside the corpus so a read-only collection still works."""
+        key = hashlib.sha1(str(self.corpus.resolve()).encode()).hexdigest()[:12]
+        return self.index_root / f"{self.corpus.resolve().name}-{key}"
+
+    def index_params(self) -> dict:
+        """The settings an index depends on: a change in any of them means rebuild."""
+        return {"chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap}
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}

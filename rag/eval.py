@@ -1,0 +1,294 @@
+"""Batch evaluation against a QA set: every figure the project reports comes from here.
+
+A hit counts as relevant when it overlaps an evidence string's position in its document by at least half
+of the evidence (so a chunk boundary cutting a long evidence string still counts). Answers are judged by
+key facts: each fact, normalised like the corpus (Simplified, no pinyin, width-folded), must appear in
+the normalised answer; for English questions the cited quotes also count, since the answer quotes
+Chinese figures through them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rag.cite import numbers_in
+from rag.clean import normalize_query
+
+KINDS = ["zh", "zh-Hant", "en", "multi-doc", "unanswerable"]
+
+
+@dataclass
+class QAItem:
+    id: str
+    q: str
+    kind: str
+    doc: list[str]
+    evidence: list[str]
+    facts: list[str]
+    lang: str = ""
+    numeric: bool = False
+    split: str = "tune"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind != "unanswerable" and bool(self.evidence)
+
+
+def _as_list(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v for v in str(value).split("|") if v]
+
+
+def load_qa(path: Path) -> list[QAItem]:
+    """JSONL (one object per line) or CSV with the same column names; list fields joined by '|' in CSV."""
+    if path.suffix.lower() == ".csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = []
+    for i, row in enumerate(rows, 1):
+        if "q" not in row:
+            raise ValueError(f"{path.name}: row {i} has no 'q' field")
+        numeric = row.get("numeric", False)
+        items.append(QAItem(
+            id=str(row.get("id") or f"row{i}"), q=row["q"], kind=row.get("kind") or "zh",
+            doc=_as_list(row.get("doc")), evidence=_as_list(row.get("evidence")), facts=_as_list(row.get("facts")),
+            lang=row.get("lang") or "", numeric=numeric in (True, "true", "True", "1", 1),
+            split=row.get("split") or "tune"))
+    return items
+
+
+# ---------------------------------------------------------------- per-question verdicts
+
+def evidence_spans(item: QAItem, corpus: Path) -> list[tuple[str, int, int]]:
+    spans = []
+    for ev in item.evidence:
+        for doc in item.doc:
+            try:
+                raw = (corpus / doc).read_text(encoding="utf-8")
+            except OSError:
+                continue
+            pos = raw.find(ev)
+            if pos >= 0:
+                spans.append((doc, pos, pos + len(ev)))
+                break
+    return spans
+
+
+def overlaps(doc: str, start: int, end: int, span: tuple[str, int, int], share: float = 0.5) -> bool:
+    d, a, b = span
+    return doc == d and min(end, b) - max(start, a) >= share * (b - a)
+
+
+def first_relevant_rank(hits: list[dict], spans: list[tuple[str, int, int]]) -> int | None:
+    for rank, h in enumerate(hits, 1):
+        if any(overlaps(h["doc"], h["start"], h["end"], s) for s in spans):
+            return rank
+    return None
+
+
+def fact_found(fact: str, text: str) -> bool:
+    f, t = normalize_query(fact), normalize_query(text)
+    if f in t:
+        return True
+    values = numbers_in(f)
+    return bool(values) and values <= numbers_in(t) and all(ch in t for ch in f if "\u4e00" <= ch <= "\u9fff")
+
+
+def judge_answer(item: QAItem, result: dict, spans: list[tuple[str, int, int]], corpus: Path) -> dict:
+    citations = result.get("citations", [])
+    quotes_exact = sum((corpus / c["doc"]).read_text(encoding="utf-8")[c["start"]:c["end"]] == c["quote"]
+                       for c in citations)
+    cited_evidence = sum(any(overlaps(c["doc"], c["start"], c["end"], s, 0.3) or
+                             any(c["doc"] == s[0] and s[1] <= c["start"] < s[2] for s in spans)
+                             or any(ev in c["quote"] for ev in item.evidence)
+                             for s in spans) for c in citations)
+    text = result.get("answer", "")
+    if item.lang == "en":
+        text += " " + " ".join(c["quote"] for c in citations)
+    facts = [fact_found(f, text) for f in item.facts]
+    quote_text = " ".join(c["quote"] for c in citations)
+    invented = numbers_in(normalize_query(result.get("answer", ""))) - numbers_in(normalize_query(quote_text))
+    refused = bool(result.get("refused"))
+    correct = (not item.answerable and refused) or (item.answerable and not refused and all(facts)
+                                                    and cited_evidence > 0)
+    return {"refused": refused, "facts_found": facts, "correct": correct, "n_citations": len(citations),
+            "quotes_exact": quotes_exact, "citations_with_evidence": cited_evidence,
+            "unsupported_numbers": len(invented)}
+
+
+# ---------------------------------------------------------------- aggregation
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+
+def retrieval_metrics(rows: list[dict]) -> dict:
+    ranks = [r["rank"] for r in rows if r["answerable"]]
+    n = len(ranks) or 1
+    return {"n": len(ranks),
+            **{f"R@{k}": round(sum(1 for x in ranks if x and x <= k) / n, 3) for k in (1, 3, 5)},
+            "MRR": round(sum(1 / x for x in ranks if x) / n, 3)}
+
+
+def answer_metrics(rows: list[dict]) -> dict:
+    judged = [r for r in rows if "verdict" in r]
+    if not judged:
+        return {}
+    ans = [r for r in judged if r["answerable"]]
+    una = [r for r in judged if not r["answerable"]]
+    refused = [r for r in judged if r["verdict"]["refused"]]
+    n_cit = sum(r["verdict"]["n_citations"] for r in judged) or 1
+    ttft = [r["timings"].get("ttft_s", 0) for r in judged if r["timings"].get("ttft_s")]
+    total = [r["timings"].get("total_s", 0) for r in judged]
+    return {
+        "answer_correct": round(sum(r["verdict"]["correct"] for r in ans) / (len(ans) or 1), 3),
+        "cited_evidence": round(sum(r["verdict"]["citations_with_evidence"] > 0 for r in ans) / (len(ans) or 1), 3),
+        "citation_precision": round(sum(r["verdict"]["citations_with_evidence"] for r in judged) / n_cit, 3),
+        "quote_exact": round(sum(r["verdict"]["quotes_exact"] for r in judged) / n_cit, 3),
+        "refusal_recall": round(sum(r["verdict"]["refused"] for r in una) / (len(una) or 1), 3),
+        "refusal_precision": round(sum(not r["answerable"] for r in refused) / (len(refused) or 1), 3),
+        "answerable_refused": round(sum(r["verdict"]["refused"] for r in ans) / (len(ans) or 1), 3),
+        "unsupported_numbers": sum(r["verdict"]["unsupported_numbers"] for r in judged),
+        "ttft_p50_s": pct(ttft, 0.5), "ttft_p90_s": pct(ttft, 0.9),
+        "total_p50_s": pct(total, 0.5), "total_p90_s": pct(total, 0.9),
+    }
+
+
+def summarize(rows: list[dict]) -> dict:
+    groups = {"all": rows}
+    for kind in KINDS:
+        groups[kind] = [r for r in rows if r["kind"] == kind]
+    for split in ("tune", "heldout"):
+        groups[f"split:{split}"] = [r for r in rows if r["split"] == split]
+    return {name: {**retrieval_metrics(g), **answer_metrics(g), "questions": len(g)}
+            for name, g in groups.items() if g}
+
+
+# ---------------------------------------------------------------- running
+
+def run_eval(rt, items: list[QAItem], retrieval_only: bool, model: str | None, progress: bool = True) -> list[dict]:
+    from rag.ask import answer, answer_json, retrieve_for
+    from rag.cli import hit_json
+
+    rows = []
+    for item in tqdm(items, desc="eval", unit="q", disable=not progress, file=sys.stderr):
+        spans = evidence_spans(item, rt.cfg.corpus)
+        row = {"id": item.id, "q": item.q, "kind": item.kind, "split": item.split, "answerable": item.answerable,
+               "numeric": item.numeric}
+        if retrieval_only:
+            retrieval = retrieve_for(rt, item.q)
+            hits = [hit_json(h) for h in retrieval.hits]
+            row["timings"] = {"retrieval_s": round(retrieval.seconds, 3)}
+        else:
+            result = answer(rt, item.q, model)
+            out = answer_json(result)
+            hits = [hit_json(h) for h in result.retrieval.hits]
+            row.update({"answer": out["answer"], "citations": out["citations"], "draft": result.draft,
+                        "dropped": result.dropped, "reason": result.reason, "timings": out["timings"],
+                        "variants": list(result.retrieval.variants)})
+            row["verdict"] = judge_answer(item, out, spans, rt.cfg.corpus)
+        row["hits"] = hits
+        row["rank"] = first_relevant_rank(hits, spans) if spans else None
+        rows.append(row)
+    return rows
+
+
+def write_report(rows: list[dict], summary: dict, meta: dict, out_root: Path) -> Path:
+    folder = out_root / time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps({"meta": meta, "summary": summary, "questions": rows},
+                                                   ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "report.md").write_text(markdown(summary, meta), encoding="utf-8")
+    plot(rows, summary, folder)
+    return folder
+
+
+def markdown(summary: dict, meta: dict) -> str:
+    cols = sorted({k for v in summary.values() for k in v}, key=_col_order)
+    lines = [f"# Evaluation {meta.get('started', '')}", "",
+             f"QA set `{meta.get('qa')}`, corpus `{meta.get('corpus')}`, model `{meta.get('model')}`, "
+             f"retrieval only: {meta.get('retrieval_only')}", "",
+             "| group | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, m in summary.items():
+        lines.append(f"| {name} | " + " | ".join(str(m.get(c, "")) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_ORDER = ["questions", "n", "R@1", "R@3", "R@5", "MRR", "answer_correct", "cited_evidence", "citation_precision",
+          "quote_exact", "refusal_recall", "refusal_precision", "answerable_refused", "unsupported_numbers"]
+
+
+def _col_order(col: str) -> tuple[int, str]:
+    return (_ORDER.index(col) if col in _ORDER else len(_ORDER), col)
+
+
+def plot(rows: list[dict], summary: dict, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ranks = [r["rank"] for r in rows if r["answerable"]]
+    ks = list(range(1, 11))
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for kind in ["all", *KINDS[:-1]]:
+        sel = [r["rank"] for r in rows if r["answerable"] and (kind == "all" or r["kind"] == kind)]
+        if sel:
+            ax.plot(ks, [sum(1 for x in sel if x and x <= k) / len(sel) for k in ks], marker="o", label=kind)
+    ax.set(xlabel="k", ylabel="recall@k", title=f"Recall@k ({len(ranks)} answerable)", ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "recall_at_k.png", dpi=120)
+    plt.close(fig)
+
+    kinds = [k for k in KINDS if k in summary]
+    metric = "answer_correct" if any("answer_correct" in summary[k] for k in kinds) else "R@5"
+    values = [summary[k].get(metric if k != "unanswerable" else "refusal_recall", 0) or 0 for k in kinds]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar(kinds, values, color="#4a7ab0")
+    ax.set(ylabel=f"{metric} (unanswerable: refusal recall)", ylim=(0, 1.05), title="Per-kind accuracy")
+    for i, v in enumerate(values):
+        ax.text(i, v + 0.02, f"{v:.2f}", ha="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(folder / "per_kind.png", dpi=120)
+    plt.close(fig)
+
+    latency = [r["timings"].get("total_s", r["timings"].get("retrieval_s", 0)) for r in rows]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(latency, bins=20, color="#b0704a")
+    ax.set(xlabel="seconds per question", ylabel="questions",
+           title=f"Latency (p50 {statistics.median(latency):.2f} s)" if latency else "Latency")
+    fig.tight_layout()
+    fig.savefig(folder / "latency.png", dpi=120)
+    plt.close(fig)
+
+
+def compare(a: Path, b: Path) -> str:
+    sa = json.loads((a / "report.json").read_text(encoding="utf-8"))["summary"]
+    sb = json.loads((b / "report.json").read_text(encoding="utf-8"))["summary"]
+    lines = [f"{'group':14} {'metric':22} {a.name:>16} {b.name:>16} {'delta':>8}"]
+    for group in sa:
+        if group not in sb:
+            continue
+        for metric in sorted(set(sa[group]) | set(sb[group]), key=_col_order):
+            x, y = sa[group].get(metric), sb[group].get(metric)
+            if isinstance(x, int | float) and isinstance(y, int | float) and x != y:
+                lines.append(f"{group:14} {metric:22} {x:>16} {y:>16} {y - x:>+8.3f}")
+    return "\n".join(lines) if len(lines) > 1 else "no differences"

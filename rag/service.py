@@ -1,0 +1,70 @@
+"""The running assistant: models loaded once, the index kept fresh, stages wired together.
+
+The CLI, the Gradio chat, the evaluator and the briefing writer all hold one Runtime and pass its
+parts to the pure stage functions; nothing is loaded at import time or cached in globals.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.config import Config
+from rag.embed import SentenceTransformerEmbedder
+from rag.index import Index, build_index, current_index, is_stale
+from rag.models import ModelError, embedder_spec, model_path
+
+log = logging.getLogger("rag")
+
+
+@dataclass
+class Runtime:
+    cfg: Config
+    embedder: SentenceTransformerEmbedder
+    embedder_id: str
+    index: Index
+    llms: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, cfg: Config, progress: bool = True) -> Runtime:
+        spec = embedder_spec(cfg.models_dir)
+        path = cfg.models_dir / spec["dir"]
+        if not (path / "modules.json").exists():
+            raise ModelError(f"embedding model missing at {path}; run `rag models fetch`")
+        embedder = SentenceTransformerEmbedder(path)
+        embedder_id = f"{spec['name']}:{(spec.get('sha256') or 'unverified')[:12]}"
+        index = ensure_index(cfg, embedder, embedder_id, progress)
+        return cls(cfg, embedder, embedder_id, index)
+
+    def refresh(self, progress: bool = True) -> Index:
+        """Pick up added, changed or deleted corpus files (incremental)."""
+        self.index = ensure_index(self.cfg, self.embedder, self.embedder_id, progress)
+        return self.index
+
+    def llm(self, name: str):
+        """A generator by manifest name, loaded on first use and then reused."""
+        from rag.generate import load_llm
+
+        path = model_path(self.cfg.models_dir, name)
+        if path.name not in self.llms:
+            self.llms[path.name] = load_llm(path, self.cfg)
+        return self.llms[path.name]
+
+
+def ensure_index(cfg: Config, embedder, embedder_id: str, progress: bool = True) -> Index:
+    try:
+        index = current_index(cfg)
+    except Exception as exc:  # unreadable index: rebuilt below, never fatal
+        log.warning("%s", exc)
+        index = None
+    if is_stale(cfg, index, embedder_id):
+        log.info("indexing %s …", cfg.corpus)
+        index = build_index(cfg, embedder, embedder_id, progress=progress)
+        log.info("index ready: %d chunks from %d files in %.1f s", index.manifest["n_chunks"],
+                 len(index.manifest["docs"]), index.manifest["seconds"])
+    return index
+
+
+def corpus_path(value: str | None) -> Path:
+    return Path(value) if value else Config().corpus
