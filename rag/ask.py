@@ -9,6 +9,7 @@ quoted directly (the evidence was judged sufficient, so refusing would be the wr
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -16,11 +17,14 @@ from dataclasses import dataclass, field
 
 import opencc
 
-from rag.cite import Citation, Evidence, numbers_in, select_evidence, verify_answer
+from rag.cite import Citation, Evidence, numbers_in, select_evidence, strip_markers, verify_answer
 from rag.clean import normalize_query
 from rag.generate import Usage, stream_chat, translate_to_chinese
+from rag.models import ModelError
 from rag.retrieve import Hit, is_english, search
+from rag.tokens import romanised_names
 
+log = logging.getLogger("rag")
 _S2T = opencc.OpenCC("s2t")
 _T2S = opencc.OpenCC("t2s")
 
@@ -61,27 +65,38 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
     """Hybrid search; English questions also search with a Chinese rendering made by the small model."""
     started = time.perf_counter()
     variants: tuple[str, ...] = ()
-    if rt.cfg.translate_queries and is_english(question):
-        try:
-            rendering = translate_to_chinese(rt.llm(rt.cfg.helper_model), question, rt.cfg)
-            variants = (rendering,) if rendering else ()
-        except Exception:  # translation is a bonus: without the helper model, search still runs
-            variants = ()
+    if is_english(question):
+        names = romanised_names(question, rt.index.names)
+        for latin, words in names.items():
+            question_zh = question.replace(latin, words[0])
+        variants = (" ".join(w for words in names.values() for w in words),) if names else ()
+        if rt.cfg.translate_queries:
+            try:
+                rendering = translate_to_chinese(rt.llm(rt.cfg.translator), question_zh if names else question, rt.cfg)
+                variants = (*variants, rendering) if rendering else variants
+            except ModelError as exc:  # translation is a bonus: without the model, search still runs
+                log.warning("no translation of English questions: %s", exc)
     hits = search(rt.index, rt.embedder, question, k or rt.cfg.k, rt.cfg.candidates, variants,
                   (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k)
     return Retrieval(hits, variants, time.perf_counter() - started)
 
 
 _YEAR_OR_FIGURE = re.compile(r"\d")
+_ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位种棵座亩万亿]|几成|比例|占比|百分之|how (?:many|much|large|big|long|high)|"
+                          r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)
 
 
-def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evidence], min_support: float) -> str:
+def asks_for_figure(question: str) -> bool:
+    return bool(_ASKS_FIGURE.search(_T2S.convert(question)))
+
+
+def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evidence], min_score: float) -> str:
     """Why the evidence cannot answer the question, or '' when it can."""
     if not evidence:
         return "nothing retrieved"
     best = max(e.score for e in evidence)
-    if best < min_support:
-        return f"evidence covers too little of the question (best {best:.2f} < {min_support})"
+    if best < min_score:
+        return f"evidence covers too little of the question (best {best:.2f} < {min_score})"
     asked = numbers_in(normalize_query(question)) if _YEAR_OR_FIGURE.search(question) else set()
     found = set().union(*(numbers_in(e.norm) for e in evidence))
     if asked - found:
@@ -89,24 +104,30 @@ def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evid
     return ""
 
 
-SYSTEM = {
-    "zh": "你是严谨的资料问答助手。只根据编号资料回答问题，用中文写1到3句，每句末尾用[编号]标出依据，"
-          "名称和数字必须与资料完全一致。",
-    "en": "You answer questions strictly from the numbered Chinese sources. Write 1 to 3 short English "
-          "sentences. End every sentence with its source number like [1]. Keep Chinese names and all "
-          "numbers exactly as in the sources.",
-}
+SYSTEM = ("You answer questions using only the numbered sources. Copy names and numbers exactly from the "
+          "sources. End every sentence with the number of its source in brackets, like [1]. If the sources "
+          "do not contain the answer, say so.")
+# One worked example, fixed, so it sits in the cached prompt prefix; invented place names so nothing leaks.
+EXAMPLE = [
+    ("资料：\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩,茶叶年产值1.6亿元。\n\n问题：白石镇的茶叶年产值是多少？",
+     "白石镇茶叶年产值1.6亿元[2]。"),
+    ("Sources:\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩。\n\n"
+     "Question: How long is the new sewage network in Baishi town?\nAnswer in English.",
+     "Baishi town (白石镇) built 18 km of new sewage pipes in 2020 [1]."),
+]
 
 
 def build_messages(question: str, evidence: list[Evidence], lang: str) -> list[dict]:
-    """Instruction first (a fixed prefix the KV cache can reuse), then evidence, then the question."""
+    """Fixed instruction and example first (a prefix the KV cache reuses), then evidence and question."""
     sources = "\n".join(f"[{i}] {e.norm}" for i, e in enumerate(evidence, 1))
     if lang == "en":
-        user = f"Sources:\n{sources}\n\nQuestion: {question}\nAnswer in English, citing [n]:"
+        user = f"Sources:\n{sources}\n\nQuestion: {question}\nAnswer in English."
     else:
-        user = f"资料：\n{sources}\n\n问题：{_T2S.convert(question)}\n回答（每句标注[编号]）："
-    return [{"role": "system", "content": SYSTEM["en" if lang == "en" else "zh"]},
-            {"role": "user", "content": user}]
+        user = f"资料：\n{sources}\n\n问题：{_T2S.convert(question)}"
+    messages = [{"role": "system", "content": SYSTEM}]
+    for ask, reply in EXAMPLE:
+        messages += [{"role": "user", "content": ask}, {"role": "assistant", "content": reply}]
+    return [*messages, {"role": "user", "content": user}]
 
 
 def extractive(evidence: list[Evidence], lang: str) -> str:
@@ -127,7 +148,7 @@ def answer_stream(rt, question: str, model: str | None = None) -> Iterator[str |
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences)
     result = Answer(question, "", True, [], lang, retrieval, evidence)
     result.timings["retrieval_s"] = round(retrieval.seconds, 3)
-    reason = refusal_reason(question, retrieval.variants, evidence, cfg.min_support)
+    reason = refusal_reason(question, retrieval.variants, evidence, cfg.min_evidence_score)
     if reason:
         result.answer, result.reason = REFUSAL[lang], reason
         result.timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -141,9 +162,13 @@ def answer_stream(rt, question: str, model: str | None = None) -> Iterator[str |
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
     verified = verify_answer(result.draft, evidence, cfg.min_support)
-    if not verified.citations:
+    if not verified.citations and not asks_for_figure(question):
         verified = verify_answer(extractive(evidence, lang), evidence, cfg.min_support)
         result.reason = "model answer unsupported; quoted the best evidence"
+    if asks_for_figure(question) and not numbers_in(normalize_query(strip_markers(verified.answer))):
+        # A "how many" answer without a figure means the evidence did not hold one the model could cite.
+        verified = verify_answer("", evidence, cfg.min_support)
+        result.reason = "question asks for a figure; no supported figure in the answer"
     result.dropped = verified.dropped
     text = verified.answer
     if lang == "zh-Hant":

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -54,8 +55,8 @@ class Verified:
 # ---------------------------------------------------------------- numbers
 
 _NUM = re.compile(
-    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|万|千|百万|million|billion|thousand|bn|m\b|k\b)?", re.I)
-_SCALE = {"亿": 1e8, "万": 1e4, "千": 1e3, "百万": 1e6, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9,
+    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
+_SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9,
           "thousand": 1e3, "k": 1e3}
 
 
@@ -72,6 +73,10 @@ def numbers_in(text: str) -> set[float]:
             value *= _SCALE[unit]
         values.add(round(value, 6))
     return values
+
+
+def strip_markers(text: str) -> str:
+    return _MARKER.sub("", text)
 
 
 def unsupported_numbers(sentence: str, evidence_text: str) -> set[float]:
@@ -134,13 +139,19 @@ def sentence_candidates(chunk: Chunk) -> list[tuple[int, int, str]]:
 
 
 def question_terms(queries: list[str]) -> dict[str, float]:
-    """Query words with weights: longer words and figures say more than short function words."""
+    """Query words with base weights: figures and longer words say more than short ones."""
     terms: dict[str, float] = {}
     for q in queries:
         for t in tokenize(q):
             weight = 2.0 if any(ch.isdigit() for ch in t) else min(len(t), 4) / 2
             terms[t] = max(terms.get(t, 0.0), weight)
     return terms
+
+
+def idf_weighted(terms: dict[str, float], sentences: list[str]) -> dict[str, float]:
+    """Down-weight words found in most candidate sentences (the place name every sentence repeats)."""
+    n = len(sentences)
+    return {t: w * math.log(1 + (n + 1) / (1 + sum(t in s for s in sentences))) for t, w in terms.items()}
 
 
 def sentence_score(norm: str, terms: dict[str, float], queries: list[str]) -> float:
@@ -152,14 +163,13 @@ def sentence_score(norm: str, terms: dict[str, float], queries: list[str]) -> fl
 
 def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence]:
     """Best few sentences of the retrieved chunks for these query renderings, best first."""
-    terms = question_terms(queries)
+    candidates = [(rank, hit.chunk, c) for rank, hit in enumerate(hits) for c in sentence_candidates(hit.chunk)]
+    terms = idf_weighted(question_terms(queries), [c[2] for _, _, c in candidates])
     scored: list[Evidence] = []
-    for rank, hit in enumerate(hits):
-        chunk = hit.chunk
-        for start, end, norm in sentence_candidates(chunk):
-            score = sentence_score(norm, terms, queries) + 0.05 / (rank + 1)
-            raw_quote = _raw_slice(chunk, start, end)
-            scored.append(Evidence(chunk.doc, chunk.title, start, end, raw_quote, norm, round(score, 4)))
+    for rank, chunk, (start, end, norm) in candidates:
+        score = sentence_score(norm, terms, queries) + 0.05 / (rank + 1)
+        scored.append(Evidence(chunk.doc, chunk.title, start, end, _raw_slice(chunk, start, end), norm,
+                               round(score, 4)))
     scored.sort(key=lambda e: -e.score)
     chosen: list[Evidence] = []
     for ev in scored:
@@ -194,14 +204,19 @@ def split_answer(answer: str) -> list[str]:
     return out
 
 
-def supports(sentence: str, evidence: list[Evidence], min_support: float) -> bool:
-    text = "".join(e.norm for e in evidence)
+def supports(sentence: str, cited: list[Evidence], min_support: float, pool: list[Evidence] = ()) -> bool:
+    """Every figure must be in the cited evidence; the wording must be covered by it together with the
+    other evidence from the same documents (a sentence may name the county its cited clause leaves implicit)."""
+    text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
     if unsupported_numbers(norm, text):
         return False
+    docs = {e.doc for e in cited}
+    context = text + "".join(e.norm + e.title for e in pool if e.doc in docs)
     has_cjk = bool(bigrams(norm))
-    return coverage(norm, text) >= (min_support if has_cjk else 0.0) and (has_cjk or bool(numbers_in(norm))
-                                                                           or _latin_ok(norm))
+    if has_cjk:
+        return coverage(norm, context) >= min_support
+    return bool(numbers_in(norm)) or _latin_ok(norm)
 
 
 def _latin_ok(sentence: str) -> bool:
@@ -219,11 +234,11 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float) -> 
         if not body or re.fullmatch(r"[\W_]*", body):
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
-        if cited and supports(body, [evidence[i] for i in cited], min_support):
+        if cited and supports(body, [evidence[i] for i in cited], min_support, evidence):
             kept.append((body, cited))
             continue
         ranked = sorted(range(len(evidence)), key=lambda i: -coverage(normalize(body).text, evidence[i].norm))
-        fix = next((i for i in ranked if supports(body, [evidence[i]], min_support)), None)
+        fix = next((i for i in ranked if supports(body, [evidence[i]], min_support, evidence)), None)
         if fix is None:
             dropped.append(sentence)
             continue

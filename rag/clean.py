@@ -68,7 +68,7 @@ def _delete(text: str, starts: list[int], ends: list[int], pattern: re.Pattern[s
 # Encoding debris: U+FFFD, '?' standing in for a lost CJK character, masked words (**思想).
 _DEBRIS = re.compile(rf"[\ufffd\ue000-\uf8ff]+|(?<=[{CJK}])\?+(?=[{CJK}(])|\?+(?=\()|\*{{2,}}")
 # Pinyin annotation after a character: 態(tài), 區(qū). Needs a tone mark so real parentheses survive.
-_PINYIN = re.compile(rf"(?<=[{CJK}\)])\((?=[a-z{TONE_VOWELS}]*[{TONE_VOWELS}])[a-z{TONE_VOWELS}]{{1,7}}\)")
+_PINYIN = re.compile(rf"(?<=\S)\((?=[a-z{TONE_VOWELS}]*[{TONE_VOWELS}])[a-z{TONE_VOWELS}]{{1,7}}\)")
 # Page furniture, matched on the Simplified, folded text.
 _FURNITURE = re.compile(
     "|".join(

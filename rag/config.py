@@ -32,7 +32,7 @@ class Config:
     translate_queries: bool = True
     # Generation.
     generator: str = "qwen2.5-coder-1.5b"
-    helper_model: str = "qwen2.5-coder-0.5b"
+    translator: str = "qwen2.5-coder-1.5b"  # renders English questions in Chinese for search
     n_threads: int = 2
     n_ctx: int = 2048
     max_tokens: int = 160
@@ -40,7 +40,8 @@ class Config:
     temperature: float = 0.0
     # Evidence and refusal.
     evidence_sentences: int = 4
-    min_support: float = 0.5
+    min_support: float = 0.5  # share of an answer sentence's bigrams its cited evidence must hold
+    min_evidence_score: float = 0.15  # below this question coverage the documents are taken not to answer
 
     @property
     def index_dir(self) -> Path:
@@ -49,8 +50,12 @@ class Config:
         return self.index_root / f"{self.corpus.resolve().name}-{key}"
 
     def index_params(self) -> dict:
-        """The settings an index depends on: a change in any of them means rebuild."""
-        return {"chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap}
+        """The settings an index depends on: a change in any of them (or in the cleaning, chunking and
+        tokenising code itself) means rebuild."""
+        code = hashlib.sha1()
+        for stage in ("load.py", "clean.py", "chunk.py", "tokens.py"):
+            code.update((Path(__file__).parent / stage).read_bytes())
+        return {"chunk_size": self.chunk_size, "chunk_overlap": self.chunk_overlap, "code": code.hexdigest()[:12]}
 
     def to_dict(self) -> dict:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.cite import numbers_in
+from rag.cite import numbers_in, strip_markers
 from rag.clean import normalize_query
 
 KINDS = ["zh", "zh-Hant", "en", "multi-doc", "unanswerable"]
@@ -121,7 +121,7 @@ def judge_answer(item: QAItem, result: dict, spans: list[tuple[str, int, int]], 
         text += " " + " ".join(c["quote"] for c in citations)
     facts = [fact_found(f, text) for f in item.facts]
     quote_text = " ".join(c["quote"] for c in citations)
-    invented = numbers_in(normalize_query(result.get("answer", ""))) - numbers_in(normalize_query(quote_text))
+    invented = numbers_in(normalize_query(strip_markers(result.get("answer", "")))) - numbers_in(normalize_query(quote_text))
     refused = bool(result.get("refused"))
     correct = (not item.answerable and refused) or (item.answerable and not refused and all(facts)
                                                     and cited_evidence > 0)

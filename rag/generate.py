@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import Config
@@ -91,12 +91,19 @@ def complete(llm, messages: list[dict], cfg: Config, max_tokens: int | None = No
     return text, usage
 
 
-TRANSLATE_SYSTEM = "You translate English questions into Simplified Chinese. Reply with the translation only."
+TRANSLATE_SYSTEM = "Translate the user's English question into Simplified Chinese. Output only the Chinese question."
+# Two neutral examples (no place names, which the model would copy into unrelated questions).
+TRANSLATE_SHOTS = [
+    ("How much money did the county invest in rural roads in 2021?", "该县2021年在农村公路上投资了多少钱？"),
+    ("What measures were taken to protect the lake?", "采取了哪些措施保护湖泊？"),
+]
 
 
 def translate_to_chinese(llm, question: str, cfg: Config) -> str:
     """A Chinese rendering of an English question, so BM25 and the embedder can meet Chinese text."""
-    messages = [{"role": "system", "content": TRANSLATE_SYSTEM},
-                {"role": "user", "content": f"Translate into Simplified Chinese:\n{question.strip()[:400]}"}]
-    text, _ = complete(llm, messages, cfg, max_tokens=60, stop=["\n\n"])
-    return text.strip().splitlines()[0] if text.strip() else ""
+    messages = [{"role": "system", "content": TRANSLATE_SYSTEM}]
+    for english, chinese in TRANSLATE_SHOTS:
+        messages += [{"role": "user", "content": english}, {"role": "assistant", "content": chinese}]
+    messages.append({"role": "user", "content": question.strip()[:400]})
+    text, _ = complete(llm, messages, cfg, max_tokens=60, stop=["\n"])
+    return text.strip()

@@ -6,6 +6,7 @@ Layout (every file named for what it holds, params beside it, after bm25s):
     vectors.npy    float32 embeddings, one row per chunk
     dense.faiss    FAISS index over vectors (exact below Config.hnsw_threshold, HNSW above)
     bm25/          bm25s index over jieba tokens of each chunk's normalised text
+    names.json     pinyin -> corpus words, so 'Yingjing' in an English question finds 荥经
 
 A build writes a fresh folder under `<name>.builds/` and then atomically repoints the `<name>` symlink,
 so a crash at any moment leaves the previous index or the new one, never half of each. Unchanged
@@ -33,10 +34,10 @@ from rag.chunk import Chunk, chunk_document
 from rag.config import Config
 from rag.embed import Embedder
 from rag.load import LoadError, file_hash, list_files, load_document
-from rag.tokens import tokenize
+from rag.tokens import pinyin_names, tokenize
 
 log = logging.getLogger("rag.index")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class IndexError_(RuntimeError):
@@ -50,6 +51,7 @@ class Index:
     vectors: np.ndarray
     dense: faiss.Index
     bm25: bm25s.BM25
+    names: dict[str, list[str]]
 
 
 def _params(cfg: Config, embedder_id: str) -> dict:
@@ -64,11 +66,12 @@ def load_index(path: Path) -> Index:
         vectors = np.load(path / "vectors.npy")
         dense = faiss.read_index(str(path / "dense.faiss"))
         bm25 = bm25s.BM25.load(str(path / "bm25"), load_corpus=False) if chunks else bm25s.BM25()
+        names = json.loads((path / "names.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexError_(f"index at {path} is unreadable ({type(exc).__name__}); run `rag index --rebuild`") from exc
     if len(chunks) != manifest.get("n_chunks") or len(vectors) != len(chunks) or dense.ntotal != len(chunks):
         raise IndexError_(f"index at {path} is inconsistent with its manifest; run `rag index --rebuild`")
-    return Index(manifest, chunks, vectors, dense, bm25)
+    return Index(manifest, chunks, vectors, dense, bm25, names)
 
 
 def current_index(cfg: Config) -> Index | None:
@@ -167,11 +170,13 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
     }
     dense = _dense_index(vectors, embedder.dim, cfg.hnsw_threshold)
     bm25 = bm25s.BM25()
+    tokenized = [tokenize(c.norm) or ["∅"] for c in chunks]
     if chunks:
-        bm25.index([tokenize(c.norm) or ["∅"] for c in chunks], show_progress=False)
+        bm25.index(tokenized, show_progress=False)
+    names = pinyin_names({t for tokens in tokenized for t in tokens})
     manifest["seconds"] = round(time.perf_counter() - started, 3)
-    _write_atomically(cfg.index_dir, manifest, chunks, vectors, dense, bm25)
-    return Index(manifest, chunks, vectors, dense, bm25)
+    _write_atomically(cfg.index_dir, manifest, chunks, vectors, dense, bm25, names)
+    return Index(manifest, chunks, vectors, dense, bm25, names)
 
 
 def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 64) -> np.ndarray:
@@ -194,7 +199,7 @@ def _assemble_rows(rows: list[np.ndarray | int], fresh: np.ndarray, dim: int) ->
 
 
 def _write_atomically(link: Path, manifest: dict, chunks: list[Chunk], vectors: np.ndarray,
-                      dense: faiss.Index, bm25: bm25s.BM25) -> None:
+                      dense: faiss.Index, bm25: bm25s.BM25, names: dict[str, list[str]]) -> None:
     builds = link.parent / f"{link.name}.builds"
     builds.mkdir(parents=True, exist_ok=True)
     target = builds / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -207,6 +212,7 @@ def _write_atomically(link: Path, manifest: dict, chunks: list[Chunk], vectors: 
     faiss.write_index(dense, str(tmp / "dense.faiss"))
     if chunks:
         bm25.save(str(tmp / "bm25"))
+    (tmp / "names.json").write_text(json.dumps(names, ensure_ascii=False), encoding="utf-8")
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     _fsync_tree(tmp)
     os.rename(tmp, target)

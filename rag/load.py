@@ -41,12 +41,13 @@ def _decode(data: bytes, name: str) -> str:
     if b"\x00" in data[:8192]:
         raise LoadError(f"{name}: looks binary (NUL bytes), skipped")
     try:
-        return data.decode("utf-8")
+        # Universal newlines, exactly as open(path, encoding="utf-8").read() gives them (the contract).
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError:
         pass
     for encoding in ("gb18030", "big5"):
         try:
-            text = data.decode(encoding)
+            data.decode(encoding)
         except UnicodeDecodeError:
             continue
         raise LoadError(f"{name}: encoded as {encoding}, not UTF-8; convert it with "

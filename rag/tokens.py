@@ -25,3 +25,42 @@ STOPWORDS = frozenset(
 
 def tokenize(text: str) -> list[str]:
     return [t for t in jieba.cut_for_search(text) if _WORD.search(t) and t not in STOPWORDS]
+
+
+def pinyin_keys(word: str, limit: int = 8) -> list[str]:
+    """Toneless pinyin spellings of a Chinese word, every reading of each character: 荥经 -> xingjing, yingjing."""
+    from itertools import islice, product
+
+    from pypinyin import Style, pinyin
+
+    readings = pinyin(word, style=Style.NORMAL, heteronym=True)
+    return ["".join(combo).lower() for combo in islice(product(*readings), limit)]
+
+
+_HANZI_WORD = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+
+
+def pinyin_names(words) -> dict[str, list[str]]:
+    """pinyin -> corpus words spelled that way, for matching romanised names in English questions."""
+    table: dict[str, list[str]] = {}
+    for word in words:
+        if _HANZI_WORD.match(word):
+            for key in pinyin_keys(word):
+                table.setdefault(key, []).append(word)
+    return table
+
+
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+def romanised_names(question: str, table: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Latin words (or two adjacent ones: 'Ying jing') of a question that spell a corpus word in pinyin."""
+    words = [m.group() for m in _LATIN_WORD.finditer(question)]
+    found: dict[str, list[str]] = {}
+    for i, word in enumerate(words):
+        for span in (words[i:i + 2], [word]):
+            key = "".join(span).lower()
+            if len(key) >= 5 and key in table and key not in STOPWORDS:
+                found[" ".join(span)] = table[key]
+                break
+    return found

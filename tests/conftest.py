@@ -1,0 +1,40 @@
+"""Shared fixtures: a tiny noisy corpus, a private index folder, the real embedder and the 0.5B model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.config import Config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).resolve().parent.parent
+SMALL_MODEL = "qwen2.5-coder-0.5b"
+
+
+@pytest.fixture(scope="session")
+def fixture_corpus(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("corpus")
+    for f in (FIXTURES / "corpus").iterdir():
+        shutil.copy(f, target / f.name)
+    return target
+
+
+@pytest.fixture(scope="session")
+def cfg(fixture_corpus, tmp_path_factory) -> Config:
+    return Config(corpus=fixture_corpus, index_root=tmp_path_factory.mktemp("index"), generator=SMALL_MODEL,
+                  translator=SMALL_MODEL, chunk_size=120, chunk_overlap=20)
+
+
+@pytest.fixture(scope="session")
+def runtime(cfg):
+    from rag.service import Runtime
+
+    return Runtime.open(cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def project_corpus() -> Path:
+    return PROJECT / "corpus"

@@ -1,0 +1,55 @@
+from rag.chunk import Chunk
+from rag.cite import Evidence, numbers_in, select_evidence, split_answer, verify_answer
+from rag.retrieve import Hit
+
+
+def ev(norm: str, doc: str = "a.txt", start: int = 0) -> Evidence:
+    return Evidence(doc, "t", start, start + len(norm), norm, norm, 1.0)
+
+
+def test_number_forms_are_equal():
+    assert numbers_in("投资4.72亿元") == numbers_in("472 million yuan") == numbers_in("47200万元")
+    assert numbers_in("达到86.5%") == {86.5}
+    assert numbers_in("共2,808棵") == numbers_in("2808棵")
+    assert numbers_in("没有数字") == set()
+
+
+def test_split_answer_keeps_markers_with_their_sentence():
+    assert split_answer("甲县投资3.6亿元。[1]乙县设立河长212名[2]。") == ["甲县投资3.6亿元。[1]", "乙县设立河长212名[2]。"]
+    assert split_answer("It invested 3.6 billion [1]. It built 4 plants [2].") == [
+        "It invested 3.6 billion [1].", "It built 4 plants [2]."]
+
+
+EVIDENCE = [ev("青禾县累计投入河道治理资金3.6亿元,完成清淤河道128公里。"),
+            ev("设立河长212名;", start=100), ev("建成污水处理厂4座,日处理能力达到5万吨。", start=200)]
+
+
+def test_fabricated_number_is_removed():
+    v = verify_answer("青禾县累计投入河道治理资金5.8亿元[1]。青禾县设立河长212名[2]。", EVIDENCE, 0.5)
+    assert "5.8" not in v.answer and "212" in v.answer
+    assert len(v.dropped) == 1
+    assert [c.n for c in v.citations] == [1] and v.citations[0].start == 100  # renumbered from [2]
+
+
+def test_misattributed_sentence_is_recited():
+    v = verify_answer("青禾县建成污水处理厂4座[1]。", EVIDENCE, 0.5)
+    assert v.repaired == 1 and v.citations[0].start == 200 and v.answer.endswith("[1]。")
+
+
+def test_unsupported_answer_leaves_nothing():
+    v = verify_answer("该县获得全国文明城市称号[1]。", EVIDENCE, 0.5)
+    assert v.citations == [] and v.answer == ""
+
+
+def test_english_sentence_checked_by_figures():
+    v = verify_answer("Qinghe invested 360 million yuan in river management [1]. It planted 9000 trees [1].",
+                      EVIDENCE, 0.5)
+    assert "360 million" in v.answer and "9000" not in v.answer
+
+
+def test_select_evidence_prefers_covering_sentence():
+    text = "总体情况良好。设立河长212名,建成污水处理厂4座。其他工作有序推进。"
+    chunk = Chunk("c", "a.txt", "t", 10, 10 + len(text), text, text)
+    chosen = select_evidence([Hit(chunk, 1.0, 1.0, 1.0)], ["河长多少名"], 2)
+    assert "河长212名" in chosen[0].norm
+    assert chosen[0].quote == text[chosen[0].start - 10:chosen[0].end - 10]

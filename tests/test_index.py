@@ -1,0 +1,56 @@
+import logging
+import shutil
+
+from rag.config import Config
+from rag.index import build_index, current_index, is_stale
+
+
+class CountingEmbedder:
+    """The real embedder, counting what it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner, self.dim, self.texts = inner, inner.dim, 0
+
+    def embed(self, texts):
+        self.texts += len(texts)
+        return self.inner.embed(texts)
+
+
+def test_incremental_add_and_delete(runtime, fixture_corpus, tmp_path, caplog):
+    cfg = Config(corpus=tmp_path / "c", index_root=tmp_path / "idx", chunk_size=120, chunk_overlap=20)
+    shutil.copytree(fixture_corpus, cfg.corpus)
+    emb = CountingEmbedder(runtime.embedder)
+    first = build_index(cfg, emb, "test", progress=False)
+    assert emb.texts == len(first.chunks) > 0
+    assert not is_stale(cfg, current_index(cfg), "test")
+
+    (cfg.corpus / "sixth.txt").write_text("白沙镇新建污水管网18公里。", encoding="utf-8")
+    assert is_stale(cfg, current_index(cfg), "test")
+    emb.texts = 0
+    with caplog.at_level(logging.INFO, logger="rag.index"):
+        second = build_index(cfg, emb, "test", progress=False)
+    added = [c for c in second.chunks if c.doc == "sixth.txt"]
+    assert emb.texts == len(added) == 1  # only the new file was embedded
+    assert "sixth.txt" in caplog.text
+    old = {c.id for c in first.chunks}
+    assert old <= {c.id for c in second.chunks}
+
+    (cfg.corpus / "sixth.txt").unlink()
+    emb.texts = 0
+    third = build_index(cfg, emb, "test", progress=False)
+    assert emb.texts == 0
+    assert {c.id for c in third.chunks} == old
+    reloaded = current_index(cfg)
+    assert len(reloaded.chunks) == reloaded.dense.ntotal == len(reloaded.vectors)
+
+
+def test_bad_file_is_skipped_rest_indexed(runtime, fixture_corpus, tmp_path, caplog):
+    cfg = Config(corpus=tmp_path / "c", index_root=tmp_path / "idx", chunk_size=120, chunk_overlap=20)
+    shutil.copytree(fixture_corpus, cfg.corpus)
+    (cfg.corpus / "junk.txt").write_bytes(b"\x00\x01\x02binary")
+    with caplog.at_level(logging.WARNING, logger="rag.index"):
+        index = build_index(cfg, runtime.embedder, "test", progress=False)
+    assert "junk.txt" in caplog.text
+    assert "junk.txt" in index.manifest["skipped"]
+    assert {c.doc for c in index.chunks} == {"river.txt", "forest.txt", "notice.txt"}
+    assert not is_stale(cfg, current_index(cfg), "test")

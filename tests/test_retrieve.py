@@ -1,0 +1,40 @@
+from rag.retrieve import is_english, rrf_fuse, search
+from rag.tokens import romanised_names
+
+
+def test_rrf_fuse_rewards_agreement():
+    fused = rrf_fuse([[1, 2, 3], [3, 1]], [1.0, 1.0], k=60)
+    assert max(fused, key=fused.get) == 1
+    assert fused[3] > fused[2]
+    assert rrf_fuse([], [], 60) == {}
+
+
+def test_simplified_query_finds_traditional_pinyin_text(runtime):
+    hits = search(runtime.index, runtime.embedder, "松岭市旅游收入", k=3)
+    assert hits[0].chunk.doc == "forest.txt"
+    assert hits[0].chunk.text == (runtime.cfg.corpus / "forest.txt").read_text(encoding="utf-8")[
+        hits[0].chunk.start:hits[0].chunk.end]
+
+
+def test_traditional_query_and_exact_figures(runtime):
+    assert search(runtime.index, runtime.embedder, "青禾縣設立了多少名河長", k=3)[0].chunk.doc == "river.txt"
+    assert search(runtime.index, runtime.embedder, "智能回收站300个", k=3)[0].chunk.doc == "notice.txt"
+
+
+def test_dense_alone_ranks_by_meaning(runtime):
+    hits = search(runtime.index, runtime.embedder, "森林公园 游客", k=3, weights=(0.0, 1.0))
+    assert hits[0].chunk.doc == "forest.txt"
+
+
+def test_english_names_meet_chinese_words(runtime):
+    assert is_english("How many river chiefs does Qinghe county have?")
+    assert not is_english("青禾县有多少河长?")
+    names = romanised_names("How many river chiefs does Qinghe county have?", runtime.index.names)
+    assert names == {"Qinghe": ["青禾"]}
+    hits = search(runtime.index, runtime.embedder, "Qinghe river chiefs", k=3, variants=("青禾",))
+    assert hits[0].chunk.doc == "river.txt"
+
+
+def test_empty_and_odd_queries(runtime):
+    assert search(runtime.index, runtime.embedder, "", k=3) == []
+    assert len(search(runtime.index, runtime.embedder, "🌳🌳", k=3)) <= 3
