@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import opencc
 
-from rag.cite import Citation, Evidence, numbers_in, select_evidence, strip_markers, verify_answer
+from rag.cite import Citation, Evidence, Verified, numbers_in, select_evidence, strip_markers, verify_answer
 from rag.clean import normalize_query
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.models import ModelError
@@ -82,12 +82,20 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
 
 
 _YEAR_OR_FIGURE = re.compile(r"\d")
-_ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位种棵座亩万亿]|几成|比例|占比|百分之|how (?:many|much|large|big|long|high)|"
+_ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位棵座亩万亿]|几成|比例|占比|百分之|how (?:many|much|large|big|long|high)|"
                           r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)
+
+
+_FIGURE = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+[个条项家所次年位棵株座亩人户倍成]")
 
 
 def asks_for_figure(question: str) -> bool:
     return bool(_ASKS_FIGURE.search(_T2S.convert(question)))
+
+
+def states_figure(text: str) -> bool:
+    """Digits, or Chinese numerals with a measure word (近千人, 三个)."""
+    return bool(_FIGURE.search(strip_markers(text)))
 
 
 def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evidence], min_score: float) -> str:
@@ -130,20 +138,21 @@ def build_messages(question: str, evidence: list[Evidence], lang: str) -> list[d
     return [*messages, {"role": "user", "content": user}]
 
 
-def extractive(evidence: list[Evidence], lang: str) -> str:
-    """Fallback answer: the best evidence sentence, quoted."""
-    quote = evidence[0].norm
-    if lang == "en":
-        return f"The documents state: “{quote}” [1]"
-    return f"资料显示：{quote}[1]"
+def extractive(evidence: list[Evidence], lang: str) -> Verified:
+    """Fallback answer: the best evidence sentence, quoted whole (so it is supported by construction)."""
+    best = evidence[0]
+    quote = best.norm.rstrip("。；;，, ")
+    text = f"The documents state: “{quote}” [1]" if lang == "en" else f"资料显示：{quote}[1]。"
+    return Verified(text, [Citation(1, best.doc, best.title, best.start, best.end, best.quote)], [], 0)
 
 
-def answer_stream(rt, question: str, model: str | None = None) -> Iterator[str | Answer]:
+def answer_stream(rt, question: str, model: str | None = None,
+                  retrieval: Retrieval | None = None) -> Iterator[str | Answer]:
     """Yield raw text pieces as the model writes them, then the final verified Answer."""
     cfg = rt.cfg
     started = time.perf_counter()
     lang = question_lang(question)
-    retrieval = retrieve_for(rt, question)
+    retrieval = retrieval or retrieve_for(rt, question)
     queries = [normalize_query(question), *(normalize_query(v) for v in retrieval.variants)]
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences)
     result = Answer(question, "", True, [], lang, retrieval, evidence)
@@ -161,14 +170,19 @@ def answer_stream(rt, question: str, model: str | None = None) -> Iterator[str |
         pieces.append(piece)
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
-    verified = verify_answer(result.draft, evidence, cfg.min_support)
-    if not verified.citations and not asks_for_figure(question):
-        verified = verify_answer(extractive(evidence, lang), evidence, cfg.min_support)
-        result.reason = "model answer unsupported; quoted the best evidence"
-    if asks_for_figure(question) and not numbers_in(normalize_query(strip_markers(verified.answer))):
-        # A "how many" answer without a figure means the evidence did not hold one the model could cite.
-        verified = verify_answer("", evidence, cfg.min_support)
-        result.reason = "question asks for a figure; no supported figure in the answer"
+    verified = verify_answer(result.draft, evidence, cfg.min_support, question)
+    figure = asks_for_figure(question)
+    if figure and not states_figure(verified.answer):
+        verified = verify_answer("", evidence, cfg.min_support, question)
+    if not verified.citations:
+        # The model's text did not survive. Quote the best evidence when it is strong enough (and holds a
+        # figure if one is asked for); otherwise refuse.
+        best = evidence[0]
+        if best.score >= cfg.quote_fallback_score and (not figure or states_figure(best.norm)):
+            verified = extractive(evidence, lang)
+            result.reason = "model answer unsupported; quoted the best evidence"
+        else:
+            result.reason = "no answer sentence is supported by the evidence"
     result.dropped = verified.dropped
     text = verified.answer
     if lang == "zh-Hant":
@@ -182,9 +196,9 @@ def answer_stream(rt, question: str, model: str | None = None) -> Iterator[str |
     yield result
 
 
-def answer(rt, question: str, model: str | None = None) -> Answer:
+def answer(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None) -> Answer:
     final = None
-    for item in answer_stream(rt, question, model):
+    for item in answer_stream(rt, question, model, retrieval):
         if isinstance(item, Answer):
             final = item
     assert final is not None

@@ -178,6 +178,12 @@ def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence
         chosen.append(ev)
         if len(chosen) == max_n:
             break
+    # A question may span documents: make sure the best sentence of a second document, if nearly as good,
+    # is among the evidence rather than a fourth sentence of the first.
+    docs = {e.doc for e in chosen}
+    runner_up = next((e for e in scored if e.doc not in docs), None)
+    if chosen and runner_up and len(docs) == 1 and runner_up.score >= 0.8 * chosen[0].score:
+        chosen[-1] = runner_up
     return chosen
 
 
@@ -204,28 +210,26 @@ def split_answer(answer: str) -> list[str]:
     return out
 
 
-def supports(sentence: str, cited: list[Evidence], min_support: float, pool: list[Evidence] = ()) -> bool:
-    """Every figure must be in the cited evidence; the wording must be covered by it together with the
-    other evidence from the same documents (a sentence may name the county its cited clause leaves implicit)."""
+def supports(sentence: str, cited: list[Evidence], min_support: float, pool: list[Evidence] = (),
+             given: str = "") -> bool:
+    """Every figure must be in the cited evidence (or in the question, `given`, which the answer may echo);
+    the wording must be covered by the cited evidence together with the other evidence from the same
+    documents (a sentence may name the county its cited clause leaves implicit). An English sentence with
+    neither Chinese words nor figures cannot be checked against Chinese sources, so it does not stand."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
-    if unsupported_numbers(norm, text):
+    if unsupported_numbers(norm, text + " " + given):
         return False
     docs = {e.doc for e in cited}
     context = text + "".join(e.norm + e.title for e in pool if e.doc in docs)
-    has_cjk = bool(bigrams(norm))
-    if has_cjk:
+    if bigrams(norm):
         return coverage(norm, context) >= min_support
-    return bool(numbers_in(norm)) or _latin_ok(norm)
+    return bool(numbers_in(norm) - numbers_in(given))
 
 
-def _latin_ok(sentence: str) -> bool:
-    """An English sentence with no Chinese and no figure can only be checked by its marker."""
-    return len(re.findall(r"[a-z]+", sentence)) >= 4
-
-
-def verify_answer(answer: str, evidence: list[Evidence], min_support: float) -> Verified:
+def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "") -> Verified:
     """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m."""
+    given = normalize(question).text
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0
@@ -234,11 +238,11 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float) -> 
         if not body or re.fullmatch(r"[\W_]*", body):
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
-        if cited and supports(body, [evidence[i] for i in cited], min_support, evidence):
+        if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
             kept.append((body, cited))
             continue
         ranked = sorted(range(len(evidence)), key=lambda i: -coverage(normalize(body).text, evidence[i].norm))
-        fix = next((i for i in ranked if supports(body, [evidence[i]], min_support, evidence)), None)
+        fix = next((i for i in ranked if supports(body, [evidence[i]], min_support, evidence, given)), None)
         if fix is None:
             dropped.append(sentence)
             continue

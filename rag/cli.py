@@ -213,6 +213,88 @@ def ask(question: str | None, as_json: bool, model: str | None, k: int | None, c
                 click.echo(f"  [{c.n}] {c.doc} {c.start}-{c.end}: {c.quote}")
 
 
+@cli.command("eval")
+@click.option("--qa", "qa_path", type=click.Path(exists=True, dir_okay=False), default="eval/qa.jsonl",
+              show_default=True, help="QA set (.jsonl or .csv; schema in eval/README.md).")
+@click.option("--retrieval-only", is_flag=True, help="Skip generation: retrieval metrics only.")
+@click.option("--model", default=None, help="Generator name (default: the 1.5B).")
+@click.option("--split", type=click.Choice(["all", "tune", "heldout"]), default="all", show_default=True)
+@click.option("--out", "out_root", type=click.Path(file_okay=False), default="reports", show_default=True)
+@click.option("--compare", "compare_dirs", nargs=2, type=click.Path(exists=True, file_okay=False), default=None,
+              help="Print metric differences between two report folders and exit.")
+@corpus_option
+def eval_cmd(qa_path: str, retrieval_only: bool, model: str | None, split: str, out_root: str,
+             compare_dirs: tuple[str, str] | None, corpus: str | None) -> None:
+    """Run the QA set; write report.json, report.md and plots under reports/<timestamp>/."""
+    import time
+
+    from rag import eval as evaluation
+    from rag.service import Runtime
+
+    if compare_dirs:
+        click.echo(evaluation.compare(Path(compare_dirs[0]), Path(compare_dirs[1])))
+        return
+    try:
+        items = evaluation.load_qa(Path(qa_path))
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"cannot read QA set {qa_path}: {exc}") from exc
+    if split != "all":
+        items = [i for i in items if i.split == split]
+    cfg = make_config(corpus)
+    rt = Runtime.open(cfg)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    rows = evaluation.run_eval(rt, items, retrieval_only, model)
+    summary = evaluation.summarize(rows)
+    meta = {"started": started, "qa": qa_path, "corpus": str(cfg.corpus), "retrieval_only": retrieval_only,
+            "model": None if retrieval_only else (model or cfg.generator), "split": split,
+            "config": cfg.to_dict(), "index": rt.index.manifest["params"], "models": _model_hashes(cfg)}
+    folder = evaluation.write_report(rows, summary, meta, Path(out_root))
+    click.echo(evaluation.markdown(summary, meta))
+    click.echo(f"report: {folder}", err=True)
+
+
+def _model_hashes(cfg: Config) -> dict:
+    from rag.models import embedder_spec, generator_specs
+
+    return {**{s.name: s.sha256 for s in generator_specs(cfg.models_dir)},
+            "embedder": embedder_spec(cfg.models_dir).get("sha256")}
+
+
+@cli.command()
+@click.argument("topic")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="FILE.md or FILE.docx (default: Markdown on stdout).")
+@click.option("--model", default=None, help="Generator name (default: the 1.5B).")
+@click.option("--docs", type=click.IntRange(1, 20), default=5, show_default=True, help="Documents to cover.")
+@click.option("--json", "as_json", is_flag=True, help="Print the briefing's structure as JSON.")
+@corpus_option
+def brief(topic: str, out_path: str | None, model: str | None, docs: int, as_json: bool, corpus: str | None) -> None:
+    """Write a cited briefing on TOPIC across the collection."""
+    from rag import brief as briefing_stage
+    from rag.service import Runtime
+
+    error = question_error(topic)
+    if error:
+        raise UsageError(error)
+    cfg = make_config(corpus)
+    rt = Runtime.open(cfg)
+    b = briefing_stage.write_briefing(rt, topic, docs, model)
+    if out_path:
+        out = Path(out_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".docx":
+            briefing_stage.to_docx(b, out)
+        else:
+            out.write_text(briefing_stage.to_markdown(b), encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(briefing_stage.to_json(b), ensure_ascii=False, indent=1),
+                                            encoding="utf-8")
+        click.echo(f"briefing: {out} ({len(b.sections)} sections, {len(b.sources)} sources, {b.seconds} s)", err=True)
+    if as_json:
+        emit(briefing_stage.to_json(b))
+    elif not out_path:
+        click.echo(briefing_stage.to_markdown(b))
+
+
 def _prompt_loop() -> Iterator[str]:
     while True:
         try:

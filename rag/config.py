@@ -42,6 +42,7 @@ class Config:
     evidence_sentences: int = 4
     min_support: float = 0.5  # share of an answer sentence's bigrams its cited evidence must hold
     min_evidence_score: float = 0.15  # below this question coverage the documents are taken not to answer
+    quote_fallback_score: float = 0.5  # evidence this good is quoted when the model's answer fails checks
 
     @property
     def index_dir(self) -> Path:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from rag.cite import numbers_in, strip_markers
 from rag.clean import normalize_query
+from rag.load import LoadError, read_raw
 
 KINDS = ["zh", "zh-Hant", "en", "multi-doc", "unanswerable"]
 
@@ -78,8 +79,8 @@ def evidence_spans(item: QAItem, corpus: Path) -> list[tuple[str, int, int]]:
     for ev in item.evidence:
         for doc in item.doc:
             try:
-                raw = (corpus / doc).read_text(encoding="utf-8")
-            except OSError:
+                raw = read_raw(corpus / doc)
+            except (OSError, LoadError):
                 continue
             pos = raw.find(ev)
             if pos >= 0:
@@ -110,8 +111,7 @@ def fact_found(fact: str, text: str) -> bool:
 
 def judge_answer(item: QAItem, result: dict, spans: list[tuple[str, int, int]], corpus: Path) -> dict:
     citations = result.get("citations", [])
-    quotes_exact = sum((corpus / c["doc"]).read_text(encoding="utf-8")[c["start"]:c["end"]] == c["quote"]
-                       for c in citations)
+    quotes_exact = sum(read_raw(corpus / c["doc"])[c["start"]:c["end"]] == c["quote"] for c in citations)
     cited_evidence = sum(any(overlaps(c["doc"], c["start"], c["end"], s, 0.3) or
                              any(c["doc"] == s[0] and s[1] <= c["start"] < s[2] for s in spans)
                              or any(ev in c["quote"] for ev in item.evidence)
@@ -202,7 +202,9 @@ def run_eval(rt, items: list[QAItem], retrieval_only: bool, model: str | None, p
             hits = [hit_json(h) for h in result.retrieval.hits]
             row.update({"answer": out["answer"], "citations": out["citations"], "draft": result.draft,
                         "dropped": result.dropped, "reason": result.reason, "timings": out["timings"],
-                        "variants": list(result.retrieval.variants)})
+                        "variants": list(result.retrieval.variants),
+                        "evidence": [{"doc": e.doc, "start": e.start, "end": e.end, "score": e.score, "norm": e.norm}
+                                     for e in result.evidence]})
             row["verdict"] = judge_answer(item, out, spans, rt.cfg.corpus)
         row["hits"] = hits
         row["rank"] = first_relevant_rank(hits, spans) if spans else None

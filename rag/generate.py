@@ -54,12 +54,11 @@ def _quiet_stderr():
 
 
 def load_llm(path: Path, cfg: Config):
-    from llama_cpp import Llama, LlamaRAMCache
+    from llama_cpp import Llama
 
     with _quiet_stderr():
         llm = Llama(model_path=str(path), n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_batch=512,
                     seed=cfg.seed, verbose=False)
-    llm.set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
     return llm
 
 

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from rag.config import Config
-from rag.models import GeneratorSpec, ModelError, assemble, fetch_generator, generator_specs, model_path, verify
+from rag.models import (
+    GeneratorSpec,
+    ModelError,
+    assemble,
+    fetch_generator,
+    generator_specs,
+    model_path,
+    verify,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 

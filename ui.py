@@ -1,0 +1,151 @@
+"""Gradio chat: streamed answers, verified citations shown in their paragraph, uploads, briefings.
+
+Started by `make run` on http://127.0.0.1:7860 (loopback only, no share link, analytics off). One Runtime
+is opened at start; the generators load on first use and are reused. Requests queue, so several users
+share the two cores without one request starving another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import shutil
+from pathlib import Path
+
+import gradio as gr  # noqa: I001
+
+import rag  # noqa: F401  (sets the offline environment before gradio is imported)
+from rag.ask import Answer, answer_stream
+from rag.cli import make_config, question_error, setup_logging
+from rag.load import SUFFIXES, LoadError, read_raw
+from rag.models import generator_specs
+from rag.service import Runtime
+
+log = logging.getLogger("rag.ui")
+
+EXAMPLES = ["荥经县如何改善空气质量？", "江源區的信貸資金是多少？", "How did 荥经 improve air quality?",
+            "长寿区划定的经开区建设用地面积有多大？"]
+CONTEXT_CHARS = 160
+
+
+def sources_html(rt: Runtime, result: Answer) -> str:
+    """Each citation: title, file, range, and the quote highlighted inside its surrounding text."""
+    if result.refused:
+        return f"<div class='refusal'><b>No answer in the documents.</b> {html.escape(result.reason)}</div>"
+    parts = []
+    for c in result.citations:
+        raw = read_raw(rt.cfg.corpus / c.doc)  # the text citations point into (also for .docx/.pdf/.html)
+        before = raw[max(0, c.start - CONTEXT_CHARS):c.start]
+        after = raw[c.end:c.end + CONTEXT_CHARS]
+        parts.append(
+            f"<div class='source' id='source-{c.n}'><div class='source-head'><b>[{c.n}] {html.escape(c.title)}</b>"
+            f" <code>{html.escape(c.doc)}</code> characters {c.start}–{c.end}</div>"
+            f"<p style='white-space: pre-wrap'>…{html.escape(before)}<mark>{html.escape(c.quote)}</mark>{html.escape(after)}…</p></div>")
+    return "\n".join(parts)
+
+
+def passages_html(result: Answer) -> str:
+    rows = [f"<li><b>{h.score:.4f}</b> <code>{html.escape(h.chunk.doc)}</code> {h.chunk.start}–{h.chunk.end}: "
+            f"{html.escape(h.chunk.text[:300])}</li>" for h in result.retrieval.hits]
+    variants = "".join(f"<p>searched also as: {html.escape(v)}</p>" for v in result.retrieval.variants)
+    return variants + "<ol>" + "".join(rows) + "</ol>"
+
+
+def build_app(rt: Runtime) -> gr.Blocks:
+    models = [s.name for s in generator_specs(rt.cfg.models_dir)]
+
+    def respond(question: str, history: list, model: str, k: int):
+        history = list(history or [])
+        error = question_error(question or "")
+        if error:
+            history += [{"role": "user", "content": question or ""}, {"role": "assistant", "content": f"⚠ {error}"}]
+            yield history, "", "", ""
+            return
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
+        rt.cfg.k = int(k)
+        yield history, "", "<i>searching…</i>", ""
+        streamed = ""
+        for item in answer_stream(rt, question, model):
+            if isinstance(item, str):
+                streamed += item
+                history[-1] = {"role": "assistant", "content": streamed}
+                yield history, "", "<i>verifying citations…</i>", ""
+            else:
+                label = "🚫 " if item.refused else ""
+                timing = item.timings.get("total_s", 0)
+                history[-1] = {"role": "assistant", "content": f"{label}{item.answer}\n\n<sub>{timing:.1f} s</sub>"}
+                yield history, "", sources_html(rt, item), passages_html(item)
+
+    def upload(files, progress: gr.Progress = gr.Progress()):  # noqa: B008 (gradio injects it)
+        if not files:
+            return "No file chosen."
+        messages, added = [], 0
+        for f in files:
+            path = Path(f if isinstance(f, str) else f.name)
+            if path.suffix.lower() not in SUFFIXES:
+                messages.append(f"✗ {path.name}: unsupported type (use {', '.join(sorted(SUFFIXES))})")
+                continue
+            try:
+                read_raw(path)
+            except LoadError as exc:
+                messages.append(f"✗ {exc}")
+                continue
+            shutil.copy(path, rt.cfg.corpus / path.name)
+            messages.append(f"✓ {path.name} added")
+            added += 1
+        if added:
+            progress(0.3, desc="indexing new files")
+            index = rt.refresh(progress=False)
+            messages.append(f"index: {index.manifest['n_chunks']} chunks from {len(index.manifest['docs'])} files")
+        return "\n".join(messages)
+
+    with gr.Blocks(title="Chinese documents QA") as app:
+        gr.Markdown("## Ask your Chinese documents\nAnswers cite the exact source sentences; "
+                    "when the documents do not say, the assistant says so.")
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chat = gr.Chatbot(label="Answer", height=380, elem_id="chat")
+                    question = gr.Textbox(label="Question", placeholder="在此提问 / ask in English",
+                                          elem_id="question")
+                    with gr.Row():
+                        ask_btn = gr.Button("Ask", variant="primary", elem_id="ask")
+                        clear = gr.Button("Clear history")
+                    gr.Examples(EXAMPLES, inputs=question)
+                with gr.Column(scale=2):
+                    model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
+                    k = gr.Slider(1, 10, value=rt.cfg.k, step=1, label="Passages to read")
+                    gr.Markdown("### Sources")
+                    sources = gr.HTML(label="Sources", elem_id="sources")
+            with gr.Accordion("Show retrieved passages", open=False):
+                passages = gr.HTML()
+        with gr.Tab("Add documents"):
+            files = gr.File(file_count="multiple", file_types=sorted(SUFFIXES), label="Upload")
+            add_btn = gr.Button("Add to corpus and index")
+            status = gr.Textbox(label="Status", lines=6, elem_id="upload-status")
+        outputs = [chat, question, sources, passages]
+        ask_btn.click(respond, [question, chat, model, k], outputs, api_name="ask")
+        question.submit(respond, [question, chat, model, k], outputs, api_name=False)
+        clear.click(lambda: ([], "", "", ""), None, outputs, api_name=False)
+        add_btn.click(upload, files, status, api_name="upload")
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--corpus", default=None)
+    parser.add_argument("--model", default=None, help="default generator")
+    args = parser.parse_args()
+    setup_logging(False)
+    cfg = make_config(args.corpus, generator=args.model)
+    rt = Runtime.open(cfg)
+    app = build_app(rt)
+    app.queue(default_concurrency_limit=1, max_size=64)
+    app.launch(server_name=args.host, server_port=args.port, share=False, inbrowser=False)
+
+
+if __name__ == "__main__":
+    main()
