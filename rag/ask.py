@@ -77,7 +77,7 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
             except ModelError as exc:  # translation is a bonus: without the model, search still runs
                 log.warning("no translation of English questions: %s", exc)
     hits = search(rt.index, rt.embedder, question, k or rt.cfg.k, rt.cfg.candidates, variants,
-                  (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k)
+                  (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k, rt.store)
     return Retrieval(hits, variants, time.perf_counter() - started)
 
 
@@ -138,17 +138,24 @@ def build_messages(question: str, evidence: list[Evidence], lang: str) -> list[d
     return [*messages, {"role": "user", "content": user}]
 
 
-def extractive(evidence: list[Evidence], lang: str) -> Verified:
-    """Fallback answer: the best evidence sentence, quoted whole (so it is supported by construction)."""
-    best = evidence[0]
-    quote = best.norm.rstrip("。；;，, ")
-    text = f"The documents state: “{quote}” [1]" if lang == "en" else f"资料显示：{quote}[1]。"
-    return Verified(text, [Citation(1, best.doc, best.title, best.start, best.end, best.quote)], [], 0)
+def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
+    """Fallback answer: the best evidence sentences, quoted whole (so they are supported by construction)."""
+    parts, citations = [], []
+    for i, ev in enumerate(evidence[:n], 1):
+        quote = ev.norm.rstrip("。；;，, ")
+        parts.append(f"“{quote}” [{i}]" if lang == "en" else f"{quote}[{i}]。")
+        citations.append(Citation(i, ev.doc, ev.title, ev.start, ev.end, ev.quote))
+    text = ("The documents state: " + " ".join(parts)) if lang == "en" else "资料显示：" + "".join(parts)
+    return Verified(text, citations, [], 0)
 
 
-def answer_stream(rt, question: str, model: str | None = None,
-                  retrieval: Retrieval | None = None) -> Iterator[str | Answer]:
-    """Yield raw text pieces as the model writes them, then the final verified Answer."""
+def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
+                  strict: bool = True) -> Iterator[str | Answer]:
+    """Yield raw text pieces as the model writes them, then the final verified Answer.
+
+    strict=False is for briefings, where the "question" is a broad topic asked of passages already chosen
+    per document: no refusal for low question coverage, and the best evidence is quoted if the model's
+    text fails verification. Verification itself is never relaxed."""
     cfg = rt.cfg
     started = time.perf_counter()
     lang = question_lang(question)
@@ -157,7 +164,7 @@ def answer_stream(rt, question: str, model: str | None = None,
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences)
     result = Answer(question, "", True, [], lang, retrieval, evidence)
     result.timings["retrieval_s"] = round(retrieval.seconds, 3)
-    reason = refusal_reason(question, retrieval.variants, evidence, cfg.min_evidence_score)
+    reason = refusal_reason(question, retrieval.variants, evidence, cfg.min_evidence_score if strict else 0.0)
     if reason:
         result.answer, result.reason = REFUSAL[lang], reason
         result.timings["total_s"] = round(time.perf_counter() - started, 3)
@@ -171,15 +178,15 @@ def answer_stream(rt, question: str, model: str | None = None,
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
     verified = verify_answer(result.draft, evidence, cfg.min_support, question)
-    figure = asks_for_figure(question)
+    figure = strict and asks_for_figure(question)
     if figure and not states_figure(verified.answer):
         verified = verify_answer("", evidence, cfg.min_support, question)
     if not verified.citations:
         # The model's text did not survive. Quote the best evidence when it is strong enough (and holds a
         # figure if one is asked for); otherwise refuse.
         best = evidence[0]
-        if best.score >= cfg.quote_fallback_score and (not figure or states_figure(best.norm)):
-            verified = extractive(evidence, lang)
+        if (best.score >= cfg.quote_fallback_score or not strict) and (not figure or states_figure(best.norm)):
+            verified = extractive(evidence, lang, 1 if strict else 2)
             result.reason = "model answer unsupported; quoted the best evidence"
         else:
             result.reason = "no answer sentence is supported by the evidence"
@@ -196,9 +203,10 @@ def answer_stream(rt, question: str, model: str | None = None,
     yield result
 
 
-def answer(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None) -> Answer:
+def answer(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
+           strict: bool = True) -> Answer:
     final = None
-    for item in answer_stream(rt, question, model, retrieval):
+    for item in answer_stream(rt, question, model, retrieval, strict):
         if isinstance(item, Answer):
             final = item
     assert final is not None

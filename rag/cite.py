@@ -167,7 +167,8 @@ def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence
     terms = idf_weighted(question_terms(queries), [c[2] for _, _, c in candidates])
     scored: list[Evidence] = []
     for rank, chunk, (start, end, norm) in candidates:
-        score = sentence_score(norm, terms, queries) + 0.05 / (rank + 1)
+        brevity = min(1.0, 0.5 + len(norm) / 40)  # a bare heading rarely answers anything
+        score = sentence_score(norm, terms, queries) * brevity + 0.05 / (rank + 1)
         scored.append(Evidence(chunk.doc, chunk.title, start, end, _raw_slice(chunk, start, end), norm,
                                round(score, 4)))
     scored.sort(key=lambda e: -e.score)

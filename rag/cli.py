@@ -22,6 +22,9 @@ class UsageError(click.ClickException):
 
 
 def make_config(corpus: str | None = None, **overrides) -> Config:
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        overrides = {"store": ctx.params.get("store"), "milvus_uri": ctx.params.get("milvus_uri"), **overrides}
     cfg = Config()
     if corpus:
         cfg.corpus = Path(corpus)
@@ -33,7 +36,7 @@ def make_config(corpus: str | None = None, **overrides) -> Config:
 
 def question_error(question: str) -> str | None:
     """Why a question cannot be answered as asked, or None."""
-    if "\ufffd" in question:
+    if "\ufffd" in question or any("\ud800" <= c <= "\udfff" for c in question):
         return "question is not valid UTF-8 text"
     if any(ord(c) < 32 and c not in "\t" for c in question) or "\x7f" in question:
         return "question contains control characters"
@@ -47,7 +50,8 @@ def question_error(question: str) -> str | None:
 def read_questions(question: str | None) -> Iterator[str]:
     """The argument, or one question per line of standard input (bytes, so bad input is reported, not fatal)."""
     if question is not None:
-        yield question
+        # argv keeps undecodable bytes as lone surrogates, which cannot be printed: make them U+FFFD like stdin.
+        yield question.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
         return
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("give a QUESTION or pipe questions on standard input, one per line")
@@ -67,10 +71,21 @@ def setup_logging(verbose: bool) -> None:
                         format="%(message)s")
     for noisy in ("sentence_transformers", "httpx", "urllib3", "jieba", "faiss", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pypdf warns about a broken PDF ("EOF marker not found") before raising; the skip line says it once.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
-corpus_option = click.option("--corpus", type=click.Path(file_okay=False), default=None,
-                             help="Corpus folder (default: corpus/).")
+_corpus = click.option("--corpus", type=click.Path(file_okay=False), default=None,
+                       help="Corpus folder (default: corpus/).")
+_store = click.option("--store", type=click.Choice(["faiss", "milvus"]), default=None,
+                      help="Vector store (default: faiss).")
+_milvus_uri = click.option("--milvus-uri", default=None,
+                           help="Milvus Lite file or http://host:19530 (default: .index/milvus.db).")
+
+
+def corpus_option(command):
+    """--corpus, --store and --milvus-uri, for every command that reads an index."""
+    return _corpus(_store(_milvus_uri(command)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -118,7 +133,7 @@ def models_list() -> None:
 @cli.command()
 @corpus_option
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed everything.")
-def index(corpus: str | None, rebuild: bool) -> None:
+def index(corpus: str | None, rebuild: bool, **_stores) -> None:
     """Build or update the index of the corpus (only new or changed files are embedded)."""
     from rag.service import Runtime, ensure_index
 
@@ -149,7 +164,7 @@ def hit_json(hit) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per question on stdout.")
 @click.option("--no-translate", is_flag=True, help="Do not render English questions in Chinese first.")
 @corpus_option
-def search(question: str | None, k: int, as_json: bool, no_translate: bool, corpus: str | None) -> None:
+def search(question: str | None, k: int, as_json: bool, no_translate: bool, corpus: str | None, **_stores) -> None:
     """Retrieve the best passages for each question."""
     from rag.ask import retrieve_for
     from rag.service import Runtime
@@ -180,7 +195,8 @@ def search(question: str | None, k: int, as_json: bool, no_translate: bool, corp
 @click.option("--model", default=None, help="Generator name from models/manifest.json (default: the 1.5B).")
 @click.option("--k", "k", type=click.IntRange(1, 50), default=None, help="Passages to read.")
 @corpus_option
-def ask(question: str | None, as_json: bool, model: str | None, k: int | None, corpus: str | None) -> None:
+def ask(question: str | None, as_json: bool, model: str | None, k: int | None, corpus: str | None,
+        **_stores) -> None:
     """Answer each question from the documents, citing the exact source sentences."""
     from rag.ask import answer_json, answer_stream
     from rag.models import model_path
@@ -224,7 +240,7 @@ def ask(question: str | None, as_json: bool, model: str | None, k: int | None, c
               help="Print metric differences between two report folders and exit.")
 @corpus_option
 def eval_cmd(qa_path: str, retrieval_only: bool, model: str | None, split: str, out_root: str,
-             compare_dirs: tuple[str, str] | None, corpus: str | None) -> None:
+             compare_dirs: tuple[str, str] | None, corpus: str | None, **_stores) -> None:
     """Run the QA set; write report.json, report.md and plots under reports/<timestamp>/."""
     import time
 
@@ -268,7 +284,8 @@ def _model_hashes(cfg: Config) -> dict:
 @click.option("--docs", type=click.IntRange(1, 20), default=5, show_default=True, help="Documents to cover.")
 @click.option("--json", "as_json", is_flag=True, help="Print the briefing's structure as JSON.")
 @corpus_option
-def brief(topic: str, out_path: str | None, model: str | None, docs: int, as_json: bool, corpus: str | None) -> None:
+def brief(topic: str, out_path: str | None, model: str | None, docs: int, as_json: bool, corpus: str | None,
+          **_stores) -> None:
     """Write a cited briefing on TOPIC across the collection."""
     from rag import brief as briefing_stage
     from rag.service import Runtime

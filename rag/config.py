@@ -28,8 +28,10 @@ class Config:
     rrf_k: int = 60
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
-    hnsw_threshold: int = 50_000
+    ann_threshold: int = 50_000  # chunks; exact FAISS search below, IVF above
     translate_queries: bool = True
+    store: str = "faiss"  # or "milvus"
+    milvus_uri: str = ""  # file path (Milvus Lite) or http://host:19530; default <index_root>/milvus.db
     # Generation.
     generator: str = "qwen2.5-coder-1.5b"
     translator: str = "qwen2.5-coder-1.5b"  # renders English questions in Chinese for search

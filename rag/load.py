@@ -45,14 +45,26 @@ def _decode(data: bytes, name: str) -> str:
         return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError:
         pass
+    decoded: dict[str, str] = {}
     for encoding in ("gb18030", "big5"):
         try:
-            data.decode(encoding)
+            decoded[encoding] = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+    if decoded:
+        # Big5 bytes usually decode as gb18030 too (into kana, Greek, private-use characters): name the
+        # encoding whose reading looks like Chinese text, so the suggested iconv command is the right one.
+        encoding = max(decoded, key=lambda e: _usual_share(decoded[e][:100_000]))  # ties: gb18030
         raise LoadError(f"{name}: encoded as {encoding}, not UTF-8; convert it with "
                         f"`iconv -f {encoding} -t utf-8` so citations can point into the file")
     raise LoadError(f"{name}: not valid UTF-8 text, skipped")
+
+
+def _usual_share(text: str) -> float:
+    """Share of characters usual in Chinese text: ASCII, CJK ideographs, CJK and full-width punctuation."""
+    usual = sum(1 for c in text if c.isascii() or "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
+                or "\uff00" <= c <= "\uffef")
+    return usual / max(len(text), 1)
 
 
 _TAGS = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.S | re.I)

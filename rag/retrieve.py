@@ -17,6 +17,7 @@ from rag.chunk import Chunk
 from rag.clean import normalize_query
 from rag.embed import Embedder
 from rag.index import Index
+from rag.store import FaissStore, VectorStore
 from rag.tokens import tokenize
 
 
@@ -48,7 +49,8 @@ def is_english(question: str) -> bool:
 
 
 def search(index: Index, embedder: Embedder, question: str, k: int, candidates: int = 30,
-           variants: tuple[str, ...] = (), weights: tuple[float, float] = (1.0, 1.0), rrf_k: int = 60) -> list[Hit]:
+           variants: tuple[str, ...] = (), weights: tuple[float, float] = (1.0, 1.0), rrf_k: int = 60,
+           store: VectorStore | None = None) -> list[Hit]:
     """Top-k hits for a question (and any extra renderings of it), best first."""
     n = len(index.chunks)
     if n == 0 or k <= 0:
@@ -59,7 +61,7 @@ def search(index: Index, embedder: Embedder, question: str, k: int, candidates: 
         return []
     depth = min(candidates, n)
     vectors = embedder.embed(queries)
-    cos_scores, cos_ids = index.dense.search(np.ascontiguousarray(vectors, dtype=np.float32), depth)
+    cos_scores, cos_ids = (store or FaissStore(index.dense)).search(vectors, depth)
     rankings, rank_weights = [], []
     best_bm25 = np.zeros(n, dtype=np.float32)
     best_cos = np.full(n, -1.0, dtype=np.float32)

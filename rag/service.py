@@ -14,6 +14,7 @@ from rag.config import Config
 from rag.embed import SentenceTransformerEmbedder
 from rag.index import Index, build_index, current_index, is_stale
 from rag.models import ModelError, embedder_spec, model_path
+from rag.store import FaissStore, MilvusStore, VectorStore
 
 log = logging.getLogger("rag")
 
@@ -24,6 +25,7 @@ class Runtime:
     embedder: SentenceTransformerEmbedder
     embedder_id: str
     index: Index
+    store: VectorStore | None = None
     llms: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -35,11 +37,14 @@ class Runtime:
         embedder = SentenceTransformerEmbedder(path)
         embedder_id = f"{spec['name']}:{(spec.get('sha256') or 'unverified')[:12]}"
         index = ensure_index(cfg, embedder, embedder_id, progress)
-        return cls(cfg, embedder, embedder_id, index)
+        rt = cls(cfg, embedder, embedder_id, index)
+        rt.store = open_store(cfg, index, embedder.dim)
+        return rt
 
     def refresh(self, progress: bool = True) -> Index:
         """Pick up added, changed or deleted corpus files (incremental)."""
         self.index = ensure_index(self.cfg, self.embedder, self.embedder_id, progress)
+        self.store = open_store(self.cfg, self.index, self.embedder.dim, self.store)
         return self.index
 
     def llm(self, name: str):
@@ -64,6 +69,20 @@ def ensure_index(cfg: Config, embedder, embedder_id: str, progress: bool = True)
         log.info("index ready: %d chunks from %d files in %.1f s", index.manifest["n_chunks"],
                  len(index.manifest["docs"]), index.manifest["seconds"])
     return index
+
+
+def open_store(cfg: Config, index: Index, dim: int, current: VectorStore | None = None) -> VectorStore:
+    """FAISS from the index folder, or a Milvus collection brought in step with it."""
+    if cfg.store == "faiss":
+        return FaissStore(index.dense)
+    if cfg.store != "milvus":
+        raise ModelError(f"unknown vector store {cfg.store!r}; use faiss or milvus")
+    store = current if isinstance(current, MilvusStore) else MilvusStore(
+        cfg.milvus_uri or str(cfg.index_root / "milvus.db"), cfg.index_dir.name, dim)
+    inserted, deleted = store.sync([c.id for c in index.chunks], index.vectors)
+    if inserted or deleted:
+        log.info("milvus: %d chunks inserted, %d deleted", inserted, deleted)
+    return store
 
 
 def corpus_path(value: str | None) -> Path:

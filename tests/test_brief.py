@@ -6,7 +6,7 @@ from rag.clean import normalize_query
 
 
 def test_briefing_cites_several_documents_exactly(runtime, tmp_path):
-    b = write_briefing(runtime, "各地在生态治理上投入了多少资金、取得了什么成效？", docs=3, progress=False)
+    b = write_briefing(runtime, "各地如何推进生态治理？", docs=3, progress=False)
     assert len({s.doc for s in b.sections}) >= 2
     for c in b.sources:
         assert (runtime.cfg.corpus / c.doc).read_text(encoding="utf-8")[c.start:c.end] == c.quote
