@@ -52,6 +52,7 @@ class Answer:
     draft: str = ""  # the model's raw text, before verification
     dropped: list[str] = field(default_factory=list)
     reason: str = ""
+    support: float = 0.0  # best question coverage among the evidence the answer cites
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -190,6 +191,12 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
             result.reason = "model answer unsupported; quoted the best evidence"
         else:
             result.reason = "no answer sentence is supported by the evidence"
+    cited = {(c.doc, c.start, c.end) for c in verified.citations}
+    result.support = max((e.score for e in evidence if (e.doc, e.start, e.end) in cited), default=0.0)
+    if strict and verified.citations and result.support < cfg.min_cited_score:
+        # The answer leans on sentences about something else (another place, year or measure).
+        verified = verify_answer("", evidence, cfg.min_support, question)
+        result.reason = f"cited evidence covers too little of the question ({result.support:.2f})"
     result.dropped = verified.dropped
     text = verified.answer
     if lang == "zh-Hant":
@@ -220,5 +227,6 @@ def answer_json(a: Answer) -> dict:
                       for c in a.citations],
         "lang": a.lang,
         "reason": a.reason,
+        "support": round(a.support, 4),
         "timings": {**a.timings, "prompt_tokens": a.usage.prompt_tokens, "completion_tokens": a.usage.completion_tokens},
     }

@@ -20,14 +20,14 @@ class Config:
     models_dir: Path = field(default_factory=_models_dir)
     index_root: Path = field(default_factory=lambda: Path(os.environ.get("RAG_INDEX_DIR", PROJECT_ROOT / ".index")))
     # Chunking (normalised characters): chosen on eval/qa.jsonl, see README "Retrieval".
-    chunk_size: int = 240
-    chunk_overlap: int = 60
+    chunk_size: int = 320
+    chunk_overlap: int = 80
     # Retrieval.
     k: int = 5
     candidates: int = 30
     rrf_k: int = 60
     bm25_weight: float = 1.0
-    dense_weight: float = 1.0
+    dense_weight: float = 0.3
     ann_threshold: int = 50_000  # chunks; exact FAISS search below, IVF above
     translate_queries: bool = True
     store: str = "faiss"  # or "milvus"
@@ -44,6 +44,7 @@ class Config:
     evidence_sentences: int = 4
     min_support: float = 0.5  # share of an answer sentence's bigrams its cited evidence must hold
     min_evidence_score: float = 0.15  # below this question coverage the documents are taken not to answer
+    min_cited_score: float = 0.3  # an answer whose cited evidence covers less of the question is refused
     quote_fallback_score: float = 0.5  # evidence this good is quoted when the model's answer fails checks
 
     @property

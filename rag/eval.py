@@ -201,6 +201,7 @@ def run_eval(rt, items: list[QAItem], retrieval_only: bool, model: str | None, p
             out = answer_json(result)
             hits = [hit_json(h) for h in result.retrieval.hits]
             row.update({"answer": out["answer"], "citations": out["citations"], "draft": result.draft,
+                        "support": out["support"],
                         "dropped": result.dropped, "reason": result.reason, "timings": out["timings"],
                         "variants": list(result.retrieval.variants),
                         "evidence": [{"doc": e.doc, "start": e.start, "end": e.end, "score": e.score, "norm": e.norm}
