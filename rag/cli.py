@@ -69,7 +69,7 @@ def emit(obj: dict) -> None:
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(message)s")
-    for noisy in ("sentence_transformers", "httpx", "urllib3", "jieba", "faiss", "transformers"):
+    for noisy in ("sentence_transformers", "httpx", "urllib3", "jieba", "faiss", "transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # pypdf warns about a broken PDF ("EOF marker not found") before raising; the skip line says it once.
     logging.getLogger("pypdf").setLevel(logging.ERROR)

@@ -28,7 +28,7 @@ class Config:
     rrf_k: int = 60
     bm25_weight: float = 1.0
     dense_weight: float = 0.3
-    ann_threshold: int = 50_000  # chunks; exact FAISS search below, IVF above
+    ann_threshold: int = 200_000  # chunks; exact FAISS search below (~5 ms at 200k), IVF above
     translate_queries: bool = True
     store: str = "faiss"  # or "milvus"
     milvus_uri: str = ""  # file path (Milvus Lite) or http://host:19530; default <index_root>/milvus.db

@@ -105,7 +105,7 @@ def dense_index(vectors: np.ndarray, dim: int, ann_threshold: int) -> faiss.Inde
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
         index.train(sample)
-        index.nprobe = max(8, nlist // 16)
+        index.nprobe = max(16, nlist // 8)
     if len(vectors):
         index.add(vectors)
     return index

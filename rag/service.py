@@ -30,6 +30,9 @@ class Runtime:
 
     @classmethod
     def open(cls, cfg: Config, progress: bool = True) -> Runtime:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # single queries: two threads only wait on each other (make bench)
         spec = embedder_spec(cfg.models_dir)
         path = cfg.models_dir / spec["dir"]
         if not (path / "modules.json").exists():

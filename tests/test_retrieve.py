@@ -38,3 +38,16 @@ def test_english_names_meet_chinese_words(runtime):
 def test_empty_and_odd_queries(runtime):
     assert search(runtime.index, runtime.embedder, "", k=3) == []
     assert len(search(runtime.index, runtime.embedder, "🌳🌳", k=3)) <= 3
+
+
+def test_simplified_queries_find_traditional_pinyin_documents(tmp_path):
+    """Issue acceptance on the real corpus: Simplified queries reach 002/004 (Traditional with pinyin)."""
+    from rag.ask import retrieve_for
+    from rag.config import Config
+    from rag.service import Runtime
+
+    rt = Runtime.open(Config(index_root=tmp_path, translate_queries=False), progress=False)
+    for query, doc in [("新加坡公园局 全域花园城市", "002_5ad7ec515ed4487a.txt"),
+                       ("信贷资金4.72亿元", "004_2bd21385aecf275d.txt"), ("循环经济示范区", "004_2bd21385aecf275d.txt")]:
+        top3 = [h.chunk.doc for h in retrieve_for(rt, query, k=3).hits]
+        assert doc in top3, (query, top3)
