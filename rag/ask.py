@@ -162,6 +162,8 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     lang = question_lang(question)
     retrieval = retrieval or retrieve_for(rt, question)
     queries = [normalize_query(question), *(normalize_query(v) for v in retrieval.variants)]
+    if lang == "en" and retrieval.variants:
+        queries = queries[1:]  # English words never occur in Chinese sentences: score by the Chinese renderings
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences)
     result = Answer(question, "", True, [], lang, retrieval, evidence)
     result.timings["retrieval_s"] = round(retrieval.seconds, 3)

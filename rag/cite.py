@@ -242,12 +242,19 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
         if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
             kept.append((body, cited))
             continue
-        ranked = sorted(range(len(evidence)), key=lambda i: -coverage(normalize(body).text, evidence[i].norm))
-        fix = next((i for i in ranked if supports(body, [evidence[i]], min_support, evidence, given)), None)
-        if fix is None:
+        fix = _best_support(body, evidence, min_support, given)
+        if fix is not None:
+            kept.append((body, [fix]))
+            repaired += 1
+            continue
+        # A sentence joining facts from two sources ("A did 86, B did 276") may stand clause by clause.
+        clauses = [c for c in re.split(r"(?<=[，,；;])", body) if c.strip(" ，,；;")]
+        fixes = [_best_support(c, evidence, min_support, given) for c in clauses] if len(clauses) > 1 else [None]
+        if None in fixes:
             dropped.append(sentence)
             continue
-        kept.append((body, [fix]))
+        for clause, i in zip(clauses, fixes, strict=True):
+            kept.append((clause.rstrip(" ，,；;"), [i]))
         repaired += 1
     order: list[int] = []
     for _, cited in kept:
@@ -259,6 +266,13 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
     citations = [Citation(number[i], evidence[i].doc, evidence[i].title, evidence[i].start, evidence[i].end,
                           evidence[i].quote) for i in order]
     return Verified(text.strip(), citations, dropped, repaired)
+
+
+def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str) -> int | None:
+    """Index of the evidence sentence that alone supports text, preferring the closest wording."""
+    norm = normalize(text).text
+    ranked = sorted(range(len(evidence)), key=lambda i: -coverage(norm, evidence[i].norm))
+    return next((i for i in ranked if supports(text, [evidence[i]], min_support, evidence, given)), None)
 
 
 def _attach(body: str, numbers: list[int]) -> str:

@@ -44,7 +44,7 @@ class Config:
     evidence_sentences: int = 4
     min_support: float = 0.5  # share of an answer sentence's bigrams its cited evidence must hold
     min_evidence_score: float = 0.15  # below this question coverage the documents are taken not to answer
-    min_cited_score: float = 0.3  # an answer whose cited evidence covers less of the question is refused
+    min_cited_score: float = 0.1  # an answer whose cited evidence covers less of the question is refused
     quote_fallback_score: float = 0.5  # evidence this good is quoted when the model's answer fails checks
 
     @property

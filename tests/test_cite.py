@@ -53,3 +53,9 @@ def test_select_evidence_prefers_covering_sentence():
     chosen = select_evidence([Hit(chunk, 1.0, 1.0, 1.0)], ["河长多少名"], 2)
     assert "河长212名" in chosen[0].norm
     assert chosen[0].quote == text[chosen[0].start - 10:chosen[0].end - 10]
+
+
+def test_sentence_joining_two_sources_is_cited_clause_by_clause():
+    v = verify_answer("青禾县设立河长212名，建成污水处理厂4座。", EVIDENCE, 0.5)
+    assert [c.start for c in v.citations] == [100, 200]
+    assert "212名[1]" in v.answer and "4座[2]" in v.answer
