@@ -56,10 +56,15 @@ def _quiet_stderr():
 def load_llm(path: Path, cfg: Config):
     from llama_cpp import Llama
 
-    with _quiet_stderr():
-        llm = Llama(model_path=str(path), n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_batch=512,
-                    seed=cfg.seed, verbose=False)
-    return llm
+    from rag.models import ModelError
+
+    try:
+        with _quiet_stderr():
+            return Llama(model_path=str(path), n_ctx=cfg.n_ctx, n_threads=cfg.n_threads, n_batch=512,
+                         seed=cfg.seed, verbose=False)
+    except ValueError as exc:  # right size, wrong bytes: the size check at start-up cannot see it
+        raise ModelError(f"model file {path.name} cannot be loaded (corrupt?); run `rag models fetch` "
+                         "to repair it") from exc
 
 
 def stream_chat(llm, messages: list[dict], cfg: Config, usage: Usage, max_tokens: int | None = None,

@@ -582,9 +582,7 @@ def test_corrupt_gguf_of_the_right_size(models_dir, cli_corpus):
               timeout=600)
     err = assert_one_line_error(out, after_indexing=True)
     assert spec["file"] in err, err
-    if "rag models fetch" not in err:  # today: "error: ValueError: Failed to load model from file: …"
-        pytest.xfail(f"corrupt model is reported as a bare ValueError, no remedy named: {err.strip()} "
-                     "(needs rag/generate.py load_llm to raise ModelError)")
+    assert "rag models fetch" in err, err
 
 
 def test_corrupt_translator_does_not_stop_search(models_dir, cli_corpus):
@@ -599,10 +597,7 @@ def test_corrupt_translator_does_not_stop_search(models_dir, cli_corpus):
               stdin=b"How many river chiefs does Qinghe county have?\n\xe6\xb2\xb3\xe9\x95\xbf\n", timeout=600)
     err = out.stderr.decode("utf-8", "replace")
     assert "Traceback" not in err
-    if out.returncode != 0:
-        assert "Failed to load model" in assert_one_line_error(out, after_indexing=True), err
-        pytest.xfail(f"a corrupt translator model stops the whole search batch: {err.strip()} "
-                     "(needs ModelError from rag/generate.py load_llm, which rag/ask.py retrieve_for already catches)")
+    assert out.returncode == 0, err
     lines = [json.loads(line) for line in out.stdout.decode().splitlines()]
     assert len(lines) == 2 and all(line["hits"] for line in lines)
 
