@@ -62,3 +62,13 @@ def test_milvus_incremental_updates_and_deletes(project_runtime, fixture_corpus,
     reopened = open_store(cfg, index, emb.dim)  # a later process finds the collection released on disk
     assert search(index, emb, "青禾县河长", 1, store=reopened)[0].chunk.doc == "river.txt"
     reopened.close()
+
+
+def test_every_hit_for_the_project_qa_set_is_an_exact_raw_slice(project_runtime):
+    rt = project_runtime
+    raws = {}
+    for item in load_qa(PROJECT / "eval" / "qa.jsonl"):
+        for hit in search(rt.index, rt.embedder, item.q, 5, weights=(rt.cfg.bm25_weight, rt.cfg.dense_weight)):
+            c = hit.chunk
+            raw = raws.setdefault(c.doc, open(rt.cfg.corpus / c.doc, encoding="utf-8").read())
+            assert raw[c.start:c.end] == c.text
