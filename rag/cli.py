@@ -135,19 +135,16 @@ def models_list() -> None:
 @click.option("--rebuild", is_flag=True, help="Re-chunk and re-embed everything.")
 def index(corpus: str | None, rebuild: bool, **_stores) -> None:
     """Build or update the index of the corpus (only new or changed files are embedded)."""
-    from rag.service import Runtime, ensure_index
+    from rag.index import build_index
+    from rag.service import ensure_index, load_embedder, open_store
 
     cfg = make_config(corpus)
-    if rebuild:
-        from rag.index import build_index
-
-        rt = Runtime.open(cfg) if cfg.index_dir.exists() else None
-        if rt is not None:
-            build_index(cfg, rt.embedder, rt.embedder_id, rebuild=True)
-            return
-    rt = Runtime.open(cfg)
-    ensure_index(cfg, rt.embedder, rt.embedder_id)
-    m = rt.index.manifest
+    embedder, embedder_id = load_embedder(cfg)
+    index = (build_index(cfg, embedder, embedder_id, rebuild=True) if rebuild
+             else ensure_index(cfg, embedder, embedder_id))
+    if cfg.store != "faiss":
+        open_store(cfg, index, embedder.dim)  # brings the external store in step with the index
+    m = index.manifest
     click.echo(f"{m['n_chunks']} chunks from {len(m['docs'])} files ({len(m['skipped'])} skipped) at {cfg.index_dir}",
                err=True)
 

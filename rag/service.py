@@ -33,12 +33,7 @@ class Runtime:
         import faiss
 
         faiss.omp_set_num_threads(1)  # single queries: two threads only wait on each other (make bench)
-        spec = embedder_spec(cfg.models_dir)
-        path = cfg.models_dir / spec["dir"]
-        if not (path / "modules.json").exists():
-            raise ModelError(f"embedding model missing at {path}; run `rag models fetch`")
-        embedder = SentenceTransformerEmbedder(path)
-        embedder_id = f"{spec['name']}:{(spec.get('sha256') or 'unverified')[:12]}"
+        embedder, embedder_id = load_embedder(cfg)
         index = ensure_index(cfg, embedder, embedder_id, progress)
         rt = cls(cfg, embedder, embedder_id, index)
         rt.store = open_store(cfg, index, embedder.dim)
@@ -58,6 +53,15 @@ class Runtime:
         if path.name not in self.llms:
             self.llms[path.name] = load_llm(path, self.cfg)
         return self.llms[path.name]
+
+
+def load_embedder(cfg: Config) -> tuple[SentenceTransformerEmbedder, str]:
+    """The embedder and the id an index records for it (name and pinned hash)."""
+    spec = embedder_spec(cfg.models_dir)
+    path = cfg.models_dir / spec["dir"]
+    if not (path / "modules.json").exists():
+        raise ModelError(f"embedding model missing at {path}; run `rag models fetch`")
+    return SentenceTransformerEmbedder(path), f"{spec['name']}:{(spec.get('sha256') or 'unverified')[:12]}"
 
 
 def ensure_index(cfg: Config, embedder, embedder_id: str, progress: bool = True) -> Index:
