@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rag.config import Config
 from rag.embed import SentenceTransformerEmbedder
@@ -90,7 +89,3 @@ def open_store(cfg: Config, index: Index, dim: int, current: VectorStore | None 
     if inserted or deleted:
         log.info("milvus: %d chunks inserted, %d deleted", inserted, deleted)
     return store
-
-
-def corpus_path(value: str | None) -> Path:
-    return Path(value) if value else Config().corpus

@@ -14,12 +14,16 @@ PROJECT = Path(__file__).resolve().parent.parent
 SMALL_MODEL = "qwen2.5-coder-0.5b"
 
 
-@pytest.fixture(scope="session")
-def fixture_corpus(tmp_path_factory) -> Path:
-    target = tmp_path_factory.mktemp("corpus")
+def copy_fixture_corpus(target: Path) -> Path:
+    """A private copy of tests/fixtures/corpus, so tests that add files never touch the fixtures."""
     for f in (FIXTURES / "corpus").iterdir():
         shutil.copy(f, target / f.name)
     return target
+
+
+@pytest.fixture(scope="session")
+def fixture_corpus(tmp_path_factory) -> Path:
+    return copy_fixture_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="session")

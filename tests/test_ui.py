@@ -19,9 +19,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import copy_fixture_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
 REPORTS = PROJECT / "reports"
 SMALL_MODEL = "qwen2.5-coder-0.5b"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,10 +65,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def ui_corpus(tmp_path_factory) -> Path:
     """A private copy of the fixture corpus: uploads land here, never in tests/fixtures."""
-    target = tmp_path_factory.mktemp("ui-corpus")
-    for f in (FIXTURES / "corpus").iterdir():
-        shutil.copy(f, target / f.name)
-    return target
+    return copy_fixture_corpus(tmp_path_factory.mktemp("ui-corpus"))
 
 
 @pytest.fixture(scope="module")
