@@ -1,4 +1,4 @@
-"""Gradio chat: streamed answers, verified citations shown in their paragraph, uploads, briefings.
+"""Gradio chat: streamed answers, verified citations shown in their paragraph, uploads, cited briefings.
 
 Started by `make run` on http://127.0.0.1:7860 (loopback only, no share link, analytics off). One Runtime
 is opened at start; the generators load on first use and are reused. Requests queue, so several users
@@ -11,12 +11,15 @@ import argparse
 import html
 import logging
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr  # noqa: I001
 
 import rag  # noqa: F401  (sets the offline environment before gradio is imported)
 from rag.ask import Answer, answer_stream
+from rag.brief import Briefing, to_docx, to_markdown, write_briefing
 from rag.cli import make_config, question_error, setup_logging
 from rag.load import SUFFIXES, LoadError, read_raw
 from rag.models import generator_specs
@@ -27,6 +30,7 @@ log = logging.getLogger("rag.ui")
 EXAMPLES = ["荥经县如何改善空气质量？", "江源區的信貸資金是多少？", "How did 荥经 improve air quality?",
             "长寿区划定的经开区建设用地面积有多大？"]
 CONTEXT_CHARS = 160
+FORMATS = {"Markdown": ".md", "Word": ".docx"}
 
 
 def sources_html(rt: Runtime, result: Answer) -> str:
@@ -52,8 +56,20 @@ def passages_html(result: Answer) -> str:
     return variants + "<ol>" + "".join(rows) + "</ol>"
 
 
+def save_briefing(b: Briefing, fmt: str, folder: Path) -> Path:
+    """The briefing as a download, in a fresh folder of its own so concurrent requests never collide."""
+    path = Path(tempfile.mkdtemp(dir=folder)) / f"briefing-{time.strftime('%Y%m%d-%H%M%S')}{FORMATS[fmt]}"
+    if path.suffix == ".docx":
+        to_docx(b, path)
+    else:
+        path.write_text(to_markdown(b), encoding="utf-8")
+    return path
+
+
 def build_app(rt: Runtime) -> gr.Blocks:
     models = [s.name for s in generator_specs(rt.cfg.models_dir)]
+    # Downloads live outside the repo and go when the server stops (the object is held by the closure below).
+    downloads = tempfile.TemporaryDirectory(prefix="rag-briefings-")
 
     def respond(question: str, history: list, model: str, k: int):
         history = list(history or [])
@@ -100,6 +116,19 @@ def build_app(rt: Runtime) -> gr.Blocks:
             messages.append(f"index: {index.manifest['n_chunks']} chunks from {len(index.manifest['docs'])} files")
         return "\n".join(messages)
 
+    def brief(topic: str, model: str, docs: float, fmt: str, progress: gr.Progress = gr.Progress()):  # noqa: B008
+        error = question_error(topic or "")
+        if error:
+            return f"⚠ {error.replace('question', 'topic')}", None
+        if fmt not in FORMATS:
+            return f"⚠ unknown format {fmt!r}; choose {' or '.join(FORMATS)}", None
+        progress(0, desc="planning sections")
+        b = write_briefing(rt, topic, int(docs), model, progress=False,
+                           on_section=lambda i, n: progress((i, n), desc=f"section {i + 1} of {n}"))
+        if not b.sections:
+            return "🚫 The documents say nothing on this topic that could be cited.", None
+        return to_markdown(b), str(save_briefing(b, fmt, Path(downloads.name)))
+
     with gr.Blocks(title="Chinese documents QA") as app:
         gr.Markdown("## Ask your Chinese documents\nAnswers cite the exact source sentences; "
                     "when the documents do not say, the assistant says so.")
@@ -124,9 +153,23 @@ def build_app(rt: Runtime) -> gr.Blocks:
             files = gr.File(file_count="multiple", file_types=sorted(SUFFIXES), label="Upload")
             add_btn = gr.Button("Add to corpus and index")
             status = gr.Textbox(label="Status", lines=6, elem_id="upload-status")
+        with gr.Tab("Briefing"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    topic = gr.Textbox(label="Topic", placeholder="例如：各地如何推进生态治理？", elem_id="topic")
+                    brief_btn = gr.Button("Write briefing", variant="primary", elem_id="brief")
+                with gr.Column(scale=2):
+                    brief_model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
+                    docs = gr.Slider(1, 10, value=5, step=1, label="Documents to cover")
+                    fmt = gr.Radio(list(FORMATS), value="Markdown", label="Download as")
+            briefing = gr.Markdown(elem_id="briefing")
+            download = gr.File(label="Download", elem_id="briefing-file")
         outputs = [chat, question, sources, passages]
-        ask_btn.click(respond, [question, chat, model, k], outputs, api_name="ask")
-        question.submit(respond, [question, chat, model, k], outputs, api_name=False)
+        # One generator serves both: chat answers and briefings share a single slot of the queue.
+        ask_btn.click(respond, [question, chat, model, k], outputs, api_name="ask", concurrency_id="generate")
+        question.submit(respond, [question, chat, model, k], outputs, api_name=False, concurrency_id="generate")
+        brief_btn.click(brief, [topic, brief_model, docs, fmt], [briefing, download], api_name="brief",
+                        concurrency_id="generate")
         clear.click(lambda: ([], "", "", ""), None, outputs, api_name=False)
         add_btn.click(upload, files, status, api_name="upload")
     return app

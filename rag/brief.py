@@ -8,8 +8,10 @@ so a briefing sentence survives only with a supporting quote, and every source i
 
 from __future__ import annotations
 
+import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from tqdm import tqdm
 
 from rag.ask import Retrieval, answer, question_lang, retrieve_for
 from rag.cite import Citation
+from rag.clean import TONE_VOWELS, normalize
 
 
 @dataclass
@@ -47,15 +50,47 @@ def plan(rt, topic: str, docs: int) -> list[tuple[str, Retrieval]]:
     return [(doc, Retrieval(hits[: rt.cfg.k], wide.variants, wide.seconds)) for doc, hits in chosen]
 
 
-def write_briefing(rt, topic: str, docs: int = 5, model: str | None = None, progress: bool = True) -> Briefing:
+# A title cut at 60 characters can end inside a pinyin annotation: 當(dāng
+_CUT_ANNOTATION = re.compile(rf"\((?:[a-z{TONE_VOWELS}]*[{TONE_VOWELS}][a-z{TONE_VOWELS}]*)?$")
+# Emoji, pictographs and their joiners, variation selectors, skin tones and tags: decoration, not title.
+_EMOJI = re.compile("[\u200d\u2600-\u27bf\u2b00-\u2bff\ufe00-\ufe0f\U0001f000-\U0001faff\U000e0000-\U000e007f]")
+_HEADING_EDGES = " ,，。、;；:：-—_|·"
+
+
+def section_heading(title: str, doc: str) -> str:
+    """The title without scraping noise (pinyin, furniture, debris, emoji), in the source's own script.
+
+    Titles are raw slices, so they carry what the normalised view drops; the heading keeps the raw
+    characters the normalisation kept (Traditional stays Traditional), else falls back to the file name.
+    """
+    title = _CUT_ANNOTATION.sub("", title or "")
+    norm = normalize(title)
+    kept, end = [], 0
+    for ch, a, b in zip(norm.text, norm.starts, norm.ends, strict=True):
+        if ch.isspace() or a < end:  # spacing is taken from the raw gap; NFKC may expand one character
+            continue
+        if any(c.isspace() for c in title[end:a]):
+            kept.append(" ")
+        kept.append(title[a:b])
+        end = b
+    heading = " ".join(_EMOJI.sub("", "".join(kept)).split()).strip(_HEADING_EDGES)
+    return heading or doc
+
+
+def write_briefing(rt, topic: str, docs: int = 5, model: str | None = None, progress: bool = True,
+                   on_section: Callable[[int, int], None] | None = None) -> Briefing:
+    """on_section(done, total) is called before each section, for callers with their own progress display."""
     started = time.perf_counter()
     sections: list[Section] = []
-    for doc, retrieval in tqdm(plan(rt, topic, docs), desc="briefing", unit="section", disable=not progress,
-                               file=sys.stderr):
+    planned = plan(rt, topic, docs)
+    for i, (doc, retrieval) in enumerate(tqdm(planned, desc="briefing", unit="section", disable=not progress,
+                                              file=sys.stderr)):
+        if on_section is not None:
+            on_section(i, len(planned))
         result = answer(rt, topic, model, retrieval, strict=False)
         if result.refused or not result.citations:
             continue
-        heading = result.citations[0].title or doc
+        heading = section_heading(result.citations[0].title, doc)
         sections.append(Section(heading, doc, topic, result.answer, result.citations))
     briefing = Briefing(topic, "", sections)
     _renumber(briefing)
@@ -66,8 +101,6 @@ def write_briefing(rt, topic: str, docs: int = 5, model: str | None = None, prog
 
 def _renumber(b: Briefing) -> None:
     """Section-local [n] markers become briefing-wide source numbers."""
-    import re
-
     for s in b.sections:
         local = {}
         for c in s.citations:
@@ -94,7 +127,7 @@ def to_markdown(b: Briefing) -> str:
         lines += [f"## {s.heading}", "", s.text, ""]
     lines += ["## Sources", ""]
     for c in b.sources:
-        lines.append(f"{c.n}. {c.title} (`{c.doc}`, characters {c.start}–{c.end}): “{c.quote}”")
+        lines.append(f"{c.n}. {section_heading(c.title, c.doc)} (`{c.doc}`, characters {c.start}–{c.end}): “{c.quote}”")
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +143,7 @@ def to_docx(b: Briefing, path: Path) -> None:
     d.add_heading("Sources", level=1)
     for c in b.sources:
         p = d.add_paragraph(style="List Number")
-        p.add_run(f"{c.title} ").bold = True
+        p.add_run(f"{section_heading(c.title, c.doc)} ").bold = True
         p.add_run(f"({c.doc}, characters {c.start}–{c.end}): ")
         p.add_run(f"“{c.quote}”").italic = True
     d.save(str(path))

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import copy_fixture_corpus
+from conftest import FIXTURES, copy_fixture_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
 REPORTS = PROJECT / "reports"
@@ -31,6 +31,8 @@ ANSWER_TIMEOUT = 300
 RIVER_QUESTION = "青禾县设立了多少名河长？"
 MARKER = re.compile(r"\[(\d+)\]")
 SOURCE = re.compile(r"<div class='source' id='source-(\d+)'>.*?<code>(.*?)</code>.*?<mark>(.*?)</mark>", re.S)
+BRIEF_TOPIC = "各地如何推进生态治理？"
+BRIEF_SOURCE = re.compile(r"^(?:\d+\. )?(.*?) \(`?([^`()]+?)`?, characters (\d+)–(\d+)\): “(.*)”$", re.S)
 
 
 def _free_port() -> int:
@@ -266,3 +268,55 @@ def test_concurrent_questions_all_answered(ui_url):
     for i, question in enumerate(questions):
         result = results.get(i)
         assert isinstance(result, str) and result, f"{question}: {result!r}"
+
+
+def _brief(client, topic: str, docs: int, fmt: str, timeout: float = ANSWER_TIMEOUT):
+    return client.submit(topic, SMALL_MODEL, docs, fmt, api_name="/brief").result(timeout=timeout)
+
+
+def _check_sources(entries: list[str], corpus: Path) -> set[str]:
+    """Every source entry quotes an exact raw slice of its file; returns the cited file names."""
+    from rag.load import read_raw
+
+    cited = set()
+    for entry in entries:
+        match = BRIEF_SOURCE.match(entry)
+        assert match, entry
+        _, doc, start, end, quote = match.groups()
+        assert quote and read_raw(corpus / doc)[int(start):int(end)] == quote, entry
+        cited.add(doc)
+    return cited
+
+
+def test_briefing_tab_downloads_cited_word_and_markdown(ui_url, ui_corpus):
+    import docx
+
+    client = _client(ui_url)
+    for bad in ("", "   ", "河" * 20_000):
+        shown, file = _brief(client, bad, 2, "Word", timeout=60)
+        assert shown.startswith("⚠") and "topic" in shown and "Traceback" not in shown, shown
+        assert file is None
+
+    shown, path = _brief(client, BRIEF_TOPIC, 2, "Word")
+    path = Path(path)
+    assert path.suffix == ".docx" and path.is_file(), path
+    paragraphs = docx.Document(str(path)).paragraphs
+    headings = [p.text for p in paragraphs if p.style.name.startswith("Heading")]
+    assert paragraphs[0].text == BRIEF_TOPIC and headings[-1] == "Sources" and len(headings) >= 2, headings
+    entries = [p.text for p in paragraphs if p.style.name == "List Number"]
+    cited = _check_sources(entries, ui_corpus)
+    assert cited & {f.name for f in (FIXTURES / "corpus").iterdir()}, cited
+    body = "\n".join(p.text for p in paragraphs[: [p.text for p in paragraphs].index("Sources")])
+    assert {int(n) for n in MARKER.findall(body)} <= set(range(1, len(entries) + 1)) and MARKER.search(body)
+    assert shown.startswith(f"# {BRIEF_TOPIC}") and "## Sources" in shown
+    for heading in headings[:-1]:
+        assert f"## {heading}" in shown, (heading, shown)
+
+    shown_md, path_md = _brief(client, BRIEF_TOPIC, 1, "Markdown")
+    path_md = Path(path_md)
+    assert path_md.suffix == ".md" and path_md.is_file(), path_md
+    text = path_md.read_text(encoding="utf-8")
+    assert text.strip() == shown_md.strip() and text.startswith(f"# {BRIEF_TOPIC}")
+    entries = re.split(r"\n(?=\d+\. )", text.split("\n## Sources\n", 1)[1].strip())
+    assert _check_sources(entries, ui_corpus)
+    assert not list(PROJECT.glob("briefing-*")), "downloads belong in a temporary folder, not the repo"
