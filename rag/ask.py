@@ -17,7 +17,17 @@ from dataclasses import dataclass, field
 
 import opencc
 
-from rag.cite import Citation, Evidence, Verified, numbers_in, select_evidence, strip_markers, verify_answer
+from rag.cite import (
+    Citation,
+    Evidence,
+    Verified,
+    canonical_measure,
+    figures_in,
+    numbers_in,
+    select_evidence,
+    strip_markers,
+    verify_answer,
+)
 from rag.clean import normalize_query
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.models import ModelError
@@ -68,12 +78,15 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
     variants: tuple[str, ...] = ()
     if is_english(question):
         names = romanised_names(question, rt.index.names)
+        question_zh = question
         for latin, words in names.items():
-            question_zh = question.replace(latin, words[0])
-        variants = (" ".join(w for words in names.values() for w in words),) if names else ()
+            question_zh = question_zh.replace(latin, words[0])
+        # Names are kept as a variant of their own: the model's rendering may garble them (荥经 -> 西藏).
+        keywords = [w for words in names.values() for w in words] + _CJK_SPAN.findall(question)
+        variants = (" ".join(dict.fromkeys(keywords)),) if keywords else ()
         if rt.cfg.translate_queries:
             try:
-                rendering = translate_to_chinese(rt.llm(rt.cfg.translator), question_zh if names else question, rt.cfg)
+                rendering = translate_to_chinese(rt.llm(rt.cfg.translator), question_zh, rt.cfg)
                 variants = (*variants, rendering) if rendering else variants
             except ModelError as exc:  # translation is a bonus: without the model, search still runs
                 log.warning("no translation of English questions: %s", exc)
@@ -82,6 +95,7 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
     return Retrieval(hits, variants, time.perf_counter() - started)
 
 
+_CJK_SPAN = re.compile(r"[\u3400-\u9fff]{2,}")
 _YEAR_OR_FIGURE = re.compile(r"\d")
 _ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位棵座亩万亿]|几成|比例|占比|百分之|how (?:many|much|large|big|long|high)|"
                           r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)
@@ -110,7 +124,36 @@ def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evid
     found = set().union(*(numbers_in(e.norm) for e in evidence))
     if asked - found:
         return "the question names a figure or year that no evidence contains"
+    measure = asked_measure(question)
+    best = sorted(evidence, key=lambda e: -e.score)[:2]
+    if measure and not any(measure in measures_in(e.norm) for e in best):
+        return f"the question asks for a figure in {measure} and the best evidence gives none"
     return ""
+
+
+_ASKED_MEASURE = re.compile(r"(?<![第哪])(?:多少|几)[亿万千百]?([^\W\d])(人?)")  # not 第几名, 哪几种
+_ASKED_SHARE = re.compile(r"比例|占比|百分之|百分比|percentage|what share|what proportion", re.I)
+_CN_FIGURE = re.compile(r"[零一二两三四五六七八九十百千万亿几]+[余多]?(.)")
+
+
+def asked_measure(question: str) -> str:
+    """The measure word a figure question asks for ('个' for 多少个, '%' for 占比), '' if none is named."""
+    text = normalize_query(question)
+    if _ASKED_SHARE.search(text):
+        return "%"
+    m = _ASKED_MEASURE.search(text)
+    if not m:
+        return ""
+    return "人" if m.group(2) and m.group(1) == "个" else canonical_measure(m.group(1))  # 几个人 counts 人
+
+
+def measures_in(text: str) -> set[str]:
+    """Measure words written after figures in the text, digits or Chinese numerals (三个, 近千人)."""
+    found = {m for measures in figures_in(text).values() for m in measures}
+    found |= {canonical_measure(ch) for ch in _CN_FIGURE.findall(text)}
+    if re.search(r"%|％|百分之|\d成", text):
+        found.add("%")
+    return found - {""}
 
 
 SYSTEM = ("You answer questions using only the numbered sources. Copy names and numbers exactly from the "
@@ -160,10 +203,16 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     cfg = rt.cfg
     started = time.perf_counter()
     lang = question_lang(question)
+    parts = sub_questions(question) if strict and retrieval is None and lang != "en" else []
+    if parts:
+        yield from _answer_parts(rt, question, parts, model, lang, started)
+        return
     retrieval = retrieval or retrieve_for(rt, question)
     queries = [normalize_query(question), *(normalize_query(v) for v in retrieval.variants)]
     if lang == "en" and retrieval.variants:
-        queries = queries[1:]  # English words never occur in Chinese sentences: score by the Chinese renderings
+        # English words never occur in Chinese sentences: score by the Chinese renderings, names and
+        # rendering as one query (a bare name would make every sentence naming the place a perfect match).
+        queries = [" ".join(queries[1:])]
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences)
     result = Answer(question, "", True, [], lang, retrieval, evidence)
     result.timings["retrieval_s"] = round(retrieval.seconds, 3)
@@ -182,25 +231,31 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     result.usage, result.draft = usage, "".join(pieces)
     verified = verify_answer(result.draft, evidence, cfg.min_support, question)
     figure = strict and asks_for_figure(question)
+    best = evidence[0]
+    measure = asked_measure(question)
+    best_holds = states_figure(best.norm) and (not measure or measure in measures_in(best.norm))
     if figure and not states_figure(verified.answer):
         verified = verify_answer("", evidence, cfg.min_support, question)
+    if figure and best_holds and verified.citations and _cited_score(verified, evidence) < 0.7 * best.score:
+        # The figure came from a clearly weaker sentence (another place, year or measure) than the best one.
+        verified = verify_answer("", evidence, cfg.min_support, question)
     if not verified.citations:
-        # The model's text did not survive. Quote the best evidence when it is strong enough (and holds a
-        # figure if one is asked for); otherwise refuse.
-        best = evidence[0]
-        if (best.score >= cfg.quote_fallback_score or not strict) and (not figure or states_figure(best.norm)):
+        # The model's text did not survive. Quote the best evidence when it is strong enough, or holds the
+        # figure asked for (the small model often restates the question without it); otherwise refuse.
+        if (best.score >= cfg.quote_fallback_score or not strict or figure) and (not figure or best_holds):
             verified = extractive(evidence, lang, 1 if strict else 2)
             result.reason = "model answer unsupported; quoted the best evidence"
         else:
             result.reason = "no answer sentence is supported by the evidence"
-    cited = {(c.doc, c.start, c.end) for c in verified.citations}
-    result.support = max((e.score for e in evidence if (e.doc, e.start, e.end) in cited), default=0.0)
+    result.support = _cited_score(verified, evidence)
     if strict and verified.citations and result.support < cfg.min_cited_score:
         # The answer leans on sentences about something else (another place, year or measure).
         verified = verify_answer("", evidence, cfg.min_support, question)
         result.reason = f"cited evidence covers too little of the question ({result.support:.2f})"
     result.dropped = verified.dropped
     text = verified.answer
+    if lang == "en" and verified.citations and not result.reason:
+        text = with_quotes(text, verified, evidence)
     if lang == "zh-Hant":
         text = _S2T.convert(text)
     result.answer, result.citations, result.refused = text, verified.citations, not verified.citations
@@ -210,6 +265,79 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
                            "total_s": round(time.perf_counter() - started, 3),
                            "tokens_per_s": round(usage.tokens_per_s, 2)})
     yield result
+
+
+def _cited_score(verified: Verified, evidence: list[Evidence]) -> float:
+    cited = {(c.doc, c.start, c.end) for c in verified.citations}
+    return max((e.score for e in evidence if (e.doc, e.start, e.end) in cited), default=0.0)
+
+
+def with_quotes(text: str, verified: Verified, evidence: list[Evidence]) -> str:
+    """An English answer followed by the Chinese it rests on, so names and figures are there exactly."""
+    by_span = {(e.doc, e.start, e.end): e.norm for e in evidence}
+    quotes = " ".join(f"[{c.n}] “{by_span.get((c.doc, c.start, c.end), c.quote).rstrip('。；;，, ')}”"
+                      for c in verified.citations)
+    return f"{text}\nSources: {quotes}"
+
+
+# "A和B在…各自/分别…" and "A的…,和B的…,各是多少": one question about two places, usually two documents.
+_PAIR = re.compile(r"^(?P<a>[^,，、和与跟及]{2,12}?)(?:和|与|跟|及|同)(?P<b>[^,，、和与跟及]{2,12}?)"
+                   r"(?P<rest>(?:在|的|都|各自|分别|各|,|，).*)$")
+_LISTED_PAIR = re.compile(r"^(?P<a>[^,，]{4,30}?)[,，](?:和|以及|与)(?P<b>[^,，]{4,30}?)[,，](?P<rest>(?:各|分别).*)$")
+_EACH = re.compile(r"各自|分别|各是|各为|都")
+
+
+def sub_questions(question: str) -> list[str]:
+    """The two single-place questions inside a paired one, or [] when the question is not paired.
+
+    A small model given evidence about two places answers for one of them; asked twice, once per place,
+    it answers both. Only explicit pairs are split ("both", "each", "respectively")."""
+    text = normalize_query(question)
+    if not _EACH.search(text):
+        return []
+    for pattern in (_LISTED_PAIR, _PAIR):
+        m = pattern.match(text)
+        if m:
+            rest = _EACH.sub("", m["rest"]).lstrip(",， ")
+            return [m["a"] + rest, m["b"] + rest]
+    return []
+
+
+def _answer_parts(rt, question: str, parts: list[str], model: str | None, lang: str,
+                  started: float) -> Iterator[str | Answer]:
+    """Answer each part on its own, then join the answers and renumber their citations."""
+    answers: list[Answer] = []
+    for i, part in enumerate(parts):
+        if i:
+            yield "\n"
+        for item in answer_stream(rt, part, model):
+            if isinstance(item, Answer):
+                answers.append(item)
+            else:
+                yield item
+    kept = [a for a in answers if not a.refused]
+    texts, citations = [], []
+    for a in kept:
+        offset = len(citations)
+        texts.append(_MARKER_N.sub(lambda m, o=offset: f"[{int(m.group(1)) + o}]", a.answer))
+        citations += [Citation(c.n + offset, c.doc, c.title, c.start, c.end, c.quote) for c in a.citations]
+    first = answers[0]
+    result = Answer(question, "".join(texts), not kept, citations, lang,
+                    Retrieval([h for a in answers for h in a.retrieval.hits],
+                              tuple(v for a in answers for v in a.retrieval.variants),
+                              sum(a.retrieval.seconds for a in answers)),
+                    [e for a in answers for e in a.evidence], first.usage, "\n".join(a.draft for a in answers),
+                    [d for a in answers for d in a.dropped], "; ".join(a.reason for a in answers if a.reason),
+                    max(a.support for a in answers))
+    if lang == "zh-Hant":
+        result.answer = _S2T.convert(result.answer)
+    if result.refused:
+        result.answer = REFUSAL[lang]
+    result.timings = {**first.timings, "total_s": round(time.perf_counter() - started, 3), "parts": len(parts)}
+    yield result
+
+
+_MARKER_N = re.compile(r"\[(\d{1,2})\]")
 
 
 def answer(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,

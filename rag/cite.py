@@ -56,13 +56,17 @@ class Verified:
 
 _NUM = re.compile(
     r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
+_MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
+# Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
+_SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位"}
 _SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9,
           "thousand": 1e3, "k": 1e3}
 
 
-def numbers_in(text: str) -> set[float]:
-    """Values of the figures in text: 4.72亿 == 472 million; 86.5% stays 86.5 (percent kept as written)."""
-    values = set()
+def figures_in(text: str) -> dict[float, set[str]]:
+    """Each figure's value (4.72亿 == 472 million; 86.5% stays 86.5) with the measure words written after
+    it ('' when none): 12个 and 2808棵 are different facts even in one sentence."""
+    figures: dict[float, set[str]] = {}
     for m in _NUM.finditer(text):
         digits, unit = m.group(1).replace(",", ""), (m.group(2) or "").lower()
         try:
@@ -71,8 +75,19 @@ def numbers_in(text: str) -> set[float]:
             continue
         if unit in _SCALE:
             value *= _SCALE[unit]
-        values.add(round(value, 6))
-    return values
+        after = text[m.end():m.end() + 2].lstrip("余多")[:1]  # 30余家, 100多个
+        measure = canonical_measure(after)
+        figures.setdefault(round(value, 6), set()).add(measure)
+    return figures
+
+
+def canonical_measure(ch: str) -> str:
+    """The measure word as compared ('' for anything that is not one)."""
+    return _SAME_MEASURE.get(ch, ch) if ch in _MEASURES else ""
+
+
+def numbers_in(text: str) -> set[float]:
+    return set(figures_in(text))
 
 
 def strip_markers(text: str) -> str:
@@ -80,7 +95,15 @@ def strip_markers(text: str) -> str:
 
 
 def unsupported_numbers(sentence: str, evidence_text: str) -> set[float]:
-    return numbers_in(sentence) - numbers_in(evidence_text)
+    """Figures of the sentence the evidence lacks, or holds only with another measure word."""
+    said, found = figures_in(sentence), figures_in(evidence_text)
+    return {value for value, measures in said.items()
+            if value not in found or not _measures_agree(measures, found[value])}
+
+
+def _measures_agree(said: set[str], found: set[str]) -> bool:
+    """'' (no measure word, or an English one) agrees with anything."""
+    return "" in said or "" in found or bool(said & found)
 
 
 # ---------------------------------------------------------------- overlap
@@ -215,14 +238,15 @@ def supports(sentence: str, cited: list[Evidence], min_support: float, pool: lis
              given: str = "") -> bool:
     """Every figure must be in the cited evidence (or in the question, `given`, which the answer may echo);
     the wording must be covered by the cited evidence together with the other evidence from the same
-    documents (a sentence may name the county its cited clause leaves implicit). An English sentence with
+    documents (a sentence may name the county its cited clause leaves implicit) and the question itself
+    (an answer that restates a colloquial question is not inventing). An English sentence with
     neither Chinese words nor figures cannot be checked against Chinese sources, so it does not stand."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
     if unsupported_numbers(norm, text + " " + given):
         return False
     docs = {e.doc for e in cited}
-    context = text + "".join(e.norm + e.title for e in pool if e.doc in docs)
+    context = text + "".join(e.norm + e.title for e in pool if e.doc in docs) + " " + given
     if bigrams(norm):
         return coverage(norm, context) >= min_support
     return bool(numbers_in(norm) - numbers_in(given))
@@ -240,7 +264,10 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
-            kept.append((body, cited))
+            alone = supports(body, [evidence[i] for i in cited], min_support, (), given)
+            better = None if alone else _best_support(body, evidence, min_support, given, pool=False)
+            kept.append((body, [better] if better is not None else cited))  # the sentence that says it
+            repaired += better is not None
             continue
         fix = _best_support(body, evidence, min_support, given)
         if fix is not None:
@@ -268,11 +295,13 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
     return Verified(text.strip(), citations, dropped, repaired)
 
 
-def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str) -> int | None:
+def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str,
+                  pool: bool = True) -> int | None:
     """Index of the evidence sentence that alone supports text, preferring the closest wording."""
     norm = normalize(text).text
     ranked = sorted(range(len(evidence)), key=lambda i: -coverage(norm, evidence[i].norm))
-    return next((i for i in ranked if supports(text, [evidence[i]], min_support, evidence, given)), None)
+    return next((i for i in ranked if supports(text, [evidence[i]], min_support, evidence if pool else (), given)),
+                None)
 
 
 def _attach(body: str, numbers: list[int]) -> str:

@@ -95,7 +95,8 @@ def complete(llm, messages: list[dict], cfg: Config, max_tokens: int | None = No
     return text, usage
 
 
-TRANSLATE_SYSTEM = "Translate the user's English question into Simplified Chinese. Output only the Chinese question."
+TRANSLATE_SYSTEM = ("Translate the user's English question into Simplified Chinese. Keep any Chinese words exactly "
+                    "as written. Output only the Chinese question.")
 # Two neutral examples (no place names, which the model would copy into unrelated questions).
 TRANSLATE_SHOTS = [
     ("How much money did the county invest in rural roads in 2021?", "该县2021年在农村公路上投资了多少钱？"),

@@ -1,7 +1,16 @@
 """The answering path end to end with the real 0.5B model on the fixture corpus."""
 
-from rag.ask import answer, answer_json, asks_for_figure, question_lang
-from rag.cite import numbers_in, strip_markers
+from rag.ask import (
+    answer,
+    answer_json,
+    asked_measure,
+    asks_for_figure,
+    measures_in,
+    question_lang,
+    refusal_reason,
+    sub_questions,
+)
+from rag.cite import Evidence, numbers_in, strip_markers
 
 
 def raw_of(runtime, doc):
@@ -49,3 +58,28 @@ def test_question_helpers():
     assert question_lang("How many?") == "en" or question_lang("How many river chiefs are there?") == "en"
     assert question_lang("設立了多少名河長") == "zh-Hant"
     assert asks_for_figure("how many trees") and asks_for_figure("多少") and not asks_for_figure("如何改善")
+
+
+def test_paired_question_is_split_per_place():
+    assert sub_questions("常德經開區和江源區在綠化方面分別新栽了多少株?") == [
+        "常德经开区在绿化方面新栽了多少株?", "江源区在绿化方面新栽了多少株?"]
+    assert sub_questions("甲县2017年以来签约的项目数,和乙区新增的企业数,各是多少?") == [
+        "甲县2017年以来签约的项目数多少?", "乙区新增的企业数多少?"]
+    assert sub_questions("甲县和乙县的合作项目是什么?") == []  # no "each": one joint fact
+    assert sub_questions("") == [] and sub_questions("🙂和🙂各自") == []
+
+
+def test_asked_measure_must_be_in_the_best_evidence():
+    assert asked_measure("有几个人受了处分?") == "人" and asked_measure("占全市多大比例?") == "%"
+    assert asked_measure("哪几种水?") == "" and asked_measure("排第几名?") == ""
+    assert measures_in("可容纳近千人") == {"人"}
+    share_only = [Evidence("a.txt", "t", 0, 14, "有机鱼认证产品数占全市81%", "有机鱼认证产品数占全市81%", 0.6)]
+    assert "个" in refusal_reason("有机鱼认证产品有多少个?", (), share_only, 0.15)
+    assert refusal_reason("有机鱼认证产品占多大比例?", (), share_only, 0.15) == ""
+
+
+def test_paired_question_answered_for_both_places(runtime):
+    result = answer(runtime, "松嶺市和青禾县分别投入或收入了多少亿元?")
+    assert_cited_and_exact(runtime, result)
+    assert {c.doc for c in result.citations} == {"forest.txt", "river.txt"}
+    assert "4.2" in result.answer and "3.6" in result.answer

@@ -1,5 +1,13 @@
 from rag.chunk import Chunk
-from rag.cite import Evidence, numbers_in, select_evidence, split_answer, verify_answer
+from rag.cite import (
+    Evidence,
+    figures_in,
+    numbers_in,
+    select_evidence,
+    split_answer,
+    unsupported_numbers,
+    verify_answer,
+)
 from rag.retrieve import Hit
 
 
@@ -59,3 +67,11 @@ def test_sentence_joining_two_sources_is_cited_clause_by_clause():
     v = verify_answer("青禾县设立河长212名，建成污水处理厂4座。", EVIDENCE, 0.5)
     assert [c.start for c in v.citations] == [100, 200]
     assert "212名[1]" in v.answer and "4座[2]" in v.answer
+
+
+def test_figure_with_another_measure_word_is_unsupported():
+    source = "建立全县2808棵古树、2株名木、12个古树群身份档案资料库"
+    assert unsupported_numbers("给12颗古树建了档案", source) == {12.0}
+    assert unsupported_numbers("给2808颗古树建了档案", source) == set()  # 颗/棵 are the same measure
+    assert unsupported_numbers("about 12 groups", source) == set()  # English units are not compared
+    assert figures_in("引进企业30余家,近千人") == {30.0: {"个"}}

@@ -54,3 +54,25 @@ def test_bad_file_is_skipped_rest_indexed(runtime, fixture_corpus, tmp_path, cap
     assert "junk.txt" in index.manifest["skipped"]
     assert {c.doc for c in index.chunks} == {"river.txt", "forest.txt", "notice.txt"}
     assert not is_stale(cfg, current_index(cfg), "test")
+
+
+def test_large_index_is_ivf_with_nprobe_tuned_for_recall():
+    """Above the threshold the dense index is IVF, and its nprobe reaches recall@10 >= 0.9 on fresh queries."""
+    import faiss
+    import numpy as np
+
+    from rag.index import dense_index
+
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((50, 32)).astype(np.float32)
+    vectors = centres[rng.integers(0, 50, 20_000)] + 0.5 * rng.standard_normal((20_000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = dense_index(vectors, 32, ann_threshold=10_000)
+    assert isinstance(index, faiss.IndexIVFFlat) and 8 <= index.nprobe <= index.nlist
+    queries = centres[rng.integers(0, 50, 100)] + 0.5 * rng.standard_normal((100, 32)).astype(np.float32)
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    exact = faiss.IndexFlatIP(32)
+    exact.add(vectors)
+    _, truth = exact.search(queries, 10)
+    _, found = index.search(queries, 10)
+    assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.9
