@@ -264,10 +264,12 @@ class WithBias:
         return self.llm.create_chat_completion(logit_bias=self.bias, **kwargs)
 
 
-def raw_pieces(llm, messages: list[dict], max_tokens: int, bias: dict[int, float]) -> Iterator[str]:
-    """llama-cpp-python as its README shows it, with nothing of ours around it (but the shared bias)."""
-    for part in llm.create_chat_completion(messages=messages, stream=True, temperature=0, max_tokens=max_tokens,
-                                           logit_bias=bias):
+def raw_pieces(llm, messages: list[dict], max_tokens: int, bias: dict[int, float], cfg: Config) -> Iterator[str]:
+    """llama-cpp-python as its README shows it, with nothing of ours around it, but with the product's
+    sampling settings and the shared bias: both paths then decode the very same tokens."""
+    for part in llm.create_chat_completion(messages=messages, stream=True, temperature=cfg.temperature,
+                                           top_k=cfg.top_k, seed=cfg.seed, repeat_penalty=cfg.repeat_penalty,
+                                           max_tokens=max_tokens, logit_bias=bias):
         yield part["choices"][0]["delta"].get("content") or ""
 
 
@@ -296,7 +298,7 @@ def bench_generation(llm, cfg: Config, messages: list[dict], runs: int, max_toke
 
     bias = end_of_text_bias(llm)
     llm.reset()
-    for _ in raw_pieces(llm, messages, 4, bias):  # warm-up: the first run after a load pays for page-ins
+    for _ in raw_pieces(llm, messages, 4, bias, cfg):  # warm-up: the first run after a load pays for page-ins
         pass
     results: dict[str, list[dict]] = {"raw": [], "ours": []}
     for r in tqdm(range(runs), desc="generation", unit="round", file=sys.stderr):
@@ -304,7 +306,7 @@ def bench_generation(llm, cfg: Config, messages: list[dict], runs: int, max_toke
         for path in order:
             llm.reset()
             if path == "raw":
-                row = timed_stream(raw_pieces(llm, messages, max_tokens, bias))
+                row = timed_stream(raw_pieces(llm, messages, max_tokens, bias, cfg))
             else:
                 usage = Usage()
                 row = timed_stream(stream_chat(WithBias(llm, bias), messages, cfg, usage, max_tokens=max_tokens))

@@ -194,16 +194,21 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 
 
 def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
-                  strict: bool = True) -> Iterator[str | Answer]:
+                  strict: bool = True, lang: str | None = None, part_of: str = "") -> Iterator[str | Answer]:
     """Yield raw text pieces as the model writes them, then the final verified Answer.
 
     strict=False is for briefings, where the "question" is a broad topic asked of passages already chosen
     per document: no refusal for low question coverage, and the best evidence is quoted if the model's
-    text fails verification. Verification itself is never relaxed."""
+    text fails verification. Verification itself is never relaxed. `lang` and `part_of` are set when this
+    answers one half of a paired question (the half may be a Chinese rendering of an English question)."""
     cfg = rt.cfg
     started = time.perf_counter()
-    lang = question_lang(question)
-    parts = sub_questions(question) if strict and retrieval is None and lang != "en" else []
+    lang = lang or question_lang(question)
+    split = strict and retrieval is None and not part_of
+    parts = sub_questions(question) if split and lang != "en" else []
+    if split and lang == "en":  # an English pair is found in its Chinese rendering
+        retrieval = retrieve_for(rt, question)
+        parts = sub_questions(retrieval.variants[-1]) if retrieval.variants else []
     if parts:
         yield from _answer_parts(rt, question, parts, model, lang, started)
         return
@@ -236,8 +241,10 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     best_holds = states_figure(best.norm) and (not measure or measure in measures_in(best.norm))
     if figure and not states_figure(verified.answer):
         verified = verify_answer("", evidence, cfg.min_support, question)
-    if figure and best_holds and verified.citations and _cited_score(verified, evidence) < 0.7 * best.score:
+    weaker = verified.citations and _cited_score(verified, evidence) < 0.7 * best.score
+    if figure and best_holds and weaker and lang != "en":
         # The figure came from a clearly weaker sentence (another place, year or measure) than the best one.
+        # (Not for English questions: their evidence is ranked through a machine rendering, less surely.)
         verified = verify_answer("", evidence, cfg.min_support, question)
     if not verified.citations:
         # The model's text did not survive. Quote the best evidence when it is strong enough, or holds the
@@ -248,7 +255,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         else:
             result.reason = "no answer sentence is supported by the evidence"
     result.support = _cited_score(verified, evidence)
-    if strict and verified.citations and result.support < cfg.min_cited_score:
+    if strict and verified.citations and result.support < cfg.min_cited_score and lang != "en":
         # The answer leans on sentences about something else (another place, year or measure).
         verified = verify_answer("", evidence, cfg.min_support, question)
         result.reason = f"cited evidence covers too little of the question ({result.support:.2f})"
@@ -310,7 +317,7 @@ def _answer_parts(rt, question: str, parts: list[str], model: str | None, lang: 
     for i, part in enumerate(parts):
         if i:
             yield "\n"
-        for item in answer_stream(rt, part, model):
+        for item in answer_stream(rt, part, model, lang=lang, part_of=question):
             if isinstance(item, Answer):
                 answers.append(item)
             else:
@@ -319,7 +326,7 @@ def _answer_parts(rt, question: str, parts: list[str], model: str | None, lang: 
     texts, citations = [], []
     for a in kept:
         offset = len(citations)
-        texts.append(_MARKER_N.sub(lambda m, o=offset: f"[{int(m.group(1)) + o}]", a.answer))
+        texts.append(("\n" if texts and lang == "en" else "") + _MARKER_N.sub(lambda m, o=offset: f"[{int(m.group(1)) + o}]", a.answer))
         citations += [Citation(c.n + offset, c.doc, c.title, c.start, c.end, c.quote) for c in a.citations]
     first = answers[0]
     result = Answer(question, "".join(texts), not kept, citations, lang,

@@ -40,6 +40,8 @@ class Config:
     max_tokens: int = 160
     seed: int = 0
     temperature: float = 0.0
+    top_k: int = 1  # greedy: evaluation runs repeat exactly
+    repeat_penalty: float = 1.05  # just enough to stop the small models looping on a list
     # Evidence and refusal.
     evidence_sentences: int = 4
     min_support: float = 0.5  # share of an answer sentence's bigrams its cited evidence must hold

@@ -74,8 +74,8 @@ def stream_chat(llm, messages: list[dict], cfg: Config, usage: Usage, max_tokens
     usage.prompt_tokens = len(llm.tokenize(
         "".join(m["content"] for m in messages).encode("utf-8"), add_bos=False, special=False))
     stream = llm.create_chat_completion(
-        messages=messages, stream=True, temperature=cfg.temperature, top_k=1, seed=cfg.seed,
-        max_tokens=max_tokens or cfg.max_tokens, stop=stop or [], repeat_penalty=1.05,
+        messages=messages, stream=True, temperature=cfg.temperature, top_k=cfg.top_k, seed=cfg.seed,
+        max_tokens=max_tokens or cfg.max_tokens, stop=stop or [], repeat_penalty=cfg.repeat_penalty,
     )
     for part in stream:
         piece = part["choices"][0]["delta"].get("content") or ""

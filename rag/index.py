@@ -116,17 +116,20 @@ def dense_index(vectors: np.ndarray, dim: int, ann_threshold: int) -> faiss.Inde
 
 def tuned_nprobe(index: faiss.IndexIVF, vectors: np.ndarray, rng: np.random.Generator, target: float = 0.95,
                  n_queries: int = 200, k: int = 10) -> int:
-    """Smallest power-of-two nprobe whose recall@k reaches target on queries between random pairs of vectors."""
-    pairs = vectors[rng.choice(len(vectors), (n_queries, 2))].sum(axis=1)
-    queries = np.ascontiguousarray(pairs / np.linalg.norm(pairs, axis=1, keepdims=True), dtype=np.float32)
+    """Smallest power-of-two nprobe whose recall@k reaches target, with sampled vectors as queries (queries
+    look like the text they search); each query's own row is left out of both result lists."""
+    ids = rng.choice(len(vectors), min(n_queries, len(vectors)), replace=False)
+    queries = np.ascontiguousarray(vectors[ids])
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
-    _, truth = exact.search(queries, k)
+    _, truth = exact.search(queries, k + 1)
+    truth_sets = [set(t) - {i} for t, i in zip(truth, ids, strict=True)]
     nprobe = 8
     while nprobe < index.nlist:
         index.nprobe = nprobe
-        _, found = index.search(queries, k)
-        recall = np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)])
+        _, found = index.search(queries, k + 1)
+        recall = np.mean([len((set(f) - {i}) & t) / max(len(t), 1)
+                          for f, t, i in zip(found, truth_sets, ids, strict=True)])
         if recall >= target:
             break
         nprobe *= 2

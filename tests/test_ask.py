@@ -83,3 +83,10 @@ def test_paired_question_answered_for_both_places(runtime):
     assert_cited_and_exact(runtime, result)
     assert {c.doc for c in result.citations} == {"forest.txt", "river.txt"}
     assert "4.2" in result.answer and "3.6" in result.answer
+
+
+def test_english_question_gets_english_answer_quoting_chinese(runtime):
+    result = answer(runtime, "How many river chiefs did 青禾县 appoint?")
+    assert_cited_and_exact(runtime, result)
+    assert result.lang == "en" and "212" in result.answer
+    assert "河长212名" in result.answer  # the Chinese it rests on, quoted
