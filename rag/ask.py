@@ -113,6 +113,13 @@ def states_figure(text: str) -> bool:
     return bool(_FIGURE.search(strip_markers(text)))
 
 
+def states_amount(text: str) -> bool:
+    """A figure that is not only a date (5月4日 does not answer 补贴标准是多少)."""
+    dated = {"年", "月", "日"}
+    amounts = [m for measures in figures_in(text).values() for m in measures if m not in dated]
+    return bool(amounts) or bool(_FIGURE.search(re.sub(r"\d+[年月日]", "", text)))
+
+
 def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evidence], min_score: float) -> str:
     """Why the evidence cannot answer the question, or '' when it can."""
     if not evidence:
@@ -121,7 +128,8 @@ def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evid
     if best < min_score:
         return f"evidence covers too little of the question (best {best:.2f} < {min_score})"
     asked = numbers_in(normalize_query(question)) if _YEAR_OR_FIGURE.search(question) else set()
-    found = set().union(*(numbers_in(e.norm) for e in evidence))
+    # ...in a sentence about the question, not in a dateline or another document's aside
+    found = set().union(*(numbers_in(e.norm) for e in evidence if e.score >= 0.5 * best))
     if asked - found:
         return "the question names a figure or year that no evidence contains"
     measure = asked_measure(question)
@@ -238,7 +246,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     figure = strict and asks_for_figure(question)
     best = evidence[0]
     measure = asked_measure(question)
-    best_holds = states_figure(best.norm) and (not measure or measure in measures_in(best.norm))
+    best_holds = measure in measures_in(best.norm) if measure else states_amount(best.norm)
     if figure and not states_figure(verified.answer):
         verified = verify_answer("", evidence, cfg.min_support, question)
     weaker = verified.citations and _cited_score(verified, evidence) < 0.7 * best.score
@@ -249,7 +257,9 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     if not verified.citations:
         # The model's text did not survive. Quote the best evidence when it is strong enough, or holds the
         # figure asked for (the small model often restates the question without it); otherwise refuse.
-        if (best.score >= cfg.quote_fallback_score or not strict or figure) and (not figure or best_holds):
+        # English evidence is ranked through a machine rendering, so its scores run low: quote it anyway.
+        strong = best.score >= cfg.quote_fallback_score or lang == "en"
+        if (strong or not strict or figure) and (not figure or best_holds):
             verified = extractive(evidence, lang, 1 if strict else 2)
             result.reason = "model answer unsupported; quoted the best evidence"
         else:

@@ -74,7 +74,15 @@ def section_heading(title: str, doc: str) -> str:
         kept.append(title[a:b])
         end = b
     heading = " ".join(_EMOJI.sub("", "".join(kept)).split()).strip(_HEADING_EDGES)
-    return heading or doc
+    return _shorten(heading) or doc
+
+
+def _shorten(heading: str, limit: int = 30) -> str:
+    """A page without a real title lends its first sentence: keep its first clause, or cut with an ellipsis."""
+    if len(heading) <= limit:
+        return heading
+    clause = re.match(rf"(.{{8,{limit}}}?)[,，。;；:：]", heading)
+    return clause.group(1) if clause else heading[:limit].rstrip() + "…"
 
 
 def write_briefing(rt, topic: str, docs: int = 5, model: str | None = None, progress: bool = True,

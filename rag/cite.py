@@ -236,14 +236,14 @@ def split_answer(answer: str) -> list[str]:
 
 def supports(sentence: str, cited: list[Evidence], min_support: float, pool: list[Evidence] = (),
              given: str = "") -> bool:
-    """Every figure must be in the cited evidence (or in the question, `given`, which the answer may echo);
-    the wording must be covered by the cited evidence together with the other evidence from the same
+    """Every figure must be in the cited evidence (echoing one from the question is no exception: the
+    question may be wrong); the wording must be covered by the cited evidence together with the other evidence from the same
     documents (a sentence may name the county its cited clause leaves implicit) and the question itself
     (an answer that restates a colloquial question is not inventing). An English sentence with
     neither Chinese words nor figures cannot be checked against Chinese sources, so it does not stand."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
-    if unsupported_numbers(norm, text + " " + given):
+    if unsupported_numbers(norm, text):  # a figure echoed from the question must be in the source too
         return False
     docs = {e.doc for e in cited}
     context = text + "".join(e.norm + e.title for e in pool if e.doc in docs) + " " + given
@@ -264,7 +264,9 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
-            alone = supports(body, [evidence[i] for i in cited], min_support, (), given)
+            # Re-cite to the one sentence that says it, when there is wording enough to tell (an English
+            # sentence naming only 古蔺县 would move to any sentence that names the county).
+            alone = len(bigrams(body)) < 4 or supports(body, [evidence[i] for i in cited], min_support, (), given)
             better = None if alone else _best_support(body, evidence, min_support, given, pool=False)
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None

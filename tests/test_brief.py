@@ -45,3 +45,9 @@ def test_briefing_cites_several_documents_exactly(runtime, tmp_path):
 )
 def test_section_heading_is_clean(title, heading):
     assert section_heading(title, "river.txt") == heading
+
+
+def test_long_first_sentence_heading_is_shortened():
+    long = "青禾县推进河道治理和污水管网建设,完成清淤河道128公里,建成污水处理厂4座,日处理能力达到5万吨"
+    assert section_heading(long, "a.txt") == "青禾县推进河道治理和污水管网建设"
+    assert len(section_heading("连" * 80, "a.txt")) == 31

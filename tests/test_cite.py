@@ -75,3 +75,12 @@ def test_figure_with_another_measure_word_is_unsupported():
     assert unsupported_numbers("给2808颗古树建了档案", source) == set()  # 颗/棵 are the same measure
     assert unsupported_numbers("about 12 groups", source) == set()  # English units are not compared
     assert figures_in("引进企业30余家,近千人") == {30.0: {"个"}}
+
+
+def test_restating_the_question_is_allowed_but_its_figures_need_the_source():
+    question = "长寿跟邻水垫江一起搞了几条精品旅游线路啊"
+    kept = verify_answer("长寿跟邻水垫江一起搞了6条精品旅游线路[1]。", [ev("与邻水、垫江等打造6条精品旅游路线")], 0.5,
+                         question)
+    assert kept.citations and "6条" in kept.answer
+    echoed = verify_answer("青禾县2019年设立河长212名[2]。", EVIDENCE, 0.5, "青禾县2019年设立了多少名河长?")
+    assert "2019" not in echoed.answer and echoed.dropped
