@@ -257,8 +257,8 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     if not verified.citations:
         # The model's text did not survive. Quote the best evidence when it is strong enough, or holds the
         # figure asked for (the small model often restates the question without it); otherwise refuse.
-        # English evidence is ranked through a machine rendering, so its scores run low: quote it anyway.
-        strong = best.score >= cfg.quote_fallback_score or lang == "en"
+        # English evidence is ranked through a machine rendering, so its scores run lower.
+        strong = best.score >= (cfg.quote_fallback_score_en if lang == "en" else cfg.quote_fallback_score)
         if (strong or not strict or figure) and (not figure or best_holds):
             verified = extractive(evidence, lang, 1 if strict else 2)
             result.reason = "model answer unsupported; quoted the best evidence"

@@ -48,6 +48,7 @@ class Config:
     min_evidence_score: float = 0.15  # below this question coverage the documents are taken not to answer
     min_cited_score: float = 0.1  # an answer whose cited evidence covers less of the question is refused
     quote_fallback_score: float = 0.5  # evidence this good is quoted when the model's answer fails checks
+    quote_fallback_score_en: float = 0.3  # the same for English questions, scored through a rendering
 
     @property
     def index_dir(self) -> Path:
