@@ -133,8 +133,8 @@ def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evid
     if asked - found:
         return "the question names a figure or year that no evidence contains"
     measure = asked_measure(question)
-    best = sorted(evidence, key=lambda e: -e.score)[:2]
-    if measure and not any(measure in measures_in(e.norm) for e in best):
+    top_two = sorted(evidence, key=lambda e: -e.score)[:2]
+    if measure and not any(measure in measures_in(e.norm) for e in top_two):
         return f"the question asks for a figure in {measure} and the best evidence gives none"
     return ""
 
@@ -346,9 +346,7 @@ def _answer_parts(rt, question: str, parts: list[str], model: str | None, lang: 
                     [e for a in answers for e in a.evidence], first.usage, "\n".join(a.draft for a in answers),
                     [d for a in answers for d in a.dropped], "; ".join(a.reason for a in answers if a.reason),
                     max(a.support for a in answers))
-    if lang == "zh-Hant":
-        result.answer = _S2T.convert(result.answer)
-    if result.refused:
+    if result.refused:  # each part was written in `lang` already (Traditional included)
         result.answer = REFUSAL[lang]
     result.timings = {**first.timings, "total_s": round(time.perf_counter() - started, 3), "parts": len(parts)}
     yield result
