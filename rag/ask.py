@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import opencc
 
+from rag.attribute import core, is_about, question_names
 from rag.cite import (
     Citation,
     Evidence,
@@ -24,6 +25,7 @@ from rag.cite import (
     canonical_measure,
     figures_in,
     numbers_in,
+    page_head,
     select_evidence,
     strip_markers,
     verify_answer,
@@ -31,7 +33,7 @@ from rag.cite import (
 from rag.clean import normalize_query
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.models import ModelError
-from rag.retrieve import Hit, is_english, search
+from rag.retrieve import Hit, asks_about_page, is_english, search, with_page_heads
 from rag.tokens import romanised_names
 
 log = logging.getLogger("rag")
@@ -92,6 +94,8 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
                 log.warning("no translation of English questions: %s", exc)
     hits = search(rt.index, rt.embedder, question, k or rt.cfg.k, rt.cfg.candidates, variants,
                   (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k, rt.store)
+    if asks_about_page(question):
+        hits = with_page_heads(rt.index, hits, k or rt.cfg.k)
     return Retrieval(hits, variants, time.perf_counter() - started)
 
 
@@ -102,6 +106,15 @@ _ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位棵座亩万亿]|
 
 
 _FIGURE = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+[个条项家所次年位棵株座亩人户倍成]")
+
+
+def asked_names(rt, question: str, lang: str) -> list[str]:
+    """The places a question asks about, in corpus spelling; an English question's come from pinyin."""
+    if lang != "en":
+        return question_names(normalize_query(question))
+    names = romanised_names(question, rt.index.names)
+    spelled = [core(w) for words in names.values() for w in words]
+    return list(dict.fromkeys(spelled + question_names(" ".join(_CJK_SPAN.findall(question)))))
 
 
 def asks_for_figure(question: str) -> bool:
@@ -226,10 +239,19 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         # English words never occur in Chinese sentences: score by the Chinese renderings, names and
         # rendering as one query (a bare name would make every sentence naming the place a perfect match).
         queries = [" ".join(queries[1:])]
-    evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences)
+    names = asked_names(rt, question, lang) if strict else []
+    views = rt.document_views() if names else {}
+    keep = (lambda ev: any(is_about(n, views[ev.doc], ev.start, ev.end) for n in names)) if names else None
+    evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences, keep)
+    if strict and asks_about_page(question) and retrieval.hits:
+        # Nothing in "who wrote it" matches a byline's words: the top page's head is the evidence.
+        head = [e for e in page_head(retrieval.hits[0].chunk, cfg.min_evidence_score) if keep is None or keep(e)]
+        evidence = (head + [e for e in evidence if e not in head])[:cfg.evidence_sentences]
     result = Answer(question, "", True, [], lang, retrieval, evidence)
     result.timings["retrieval_s"] = round(retrieval.seconds, 3)
     reason = refusal_reason(question, retrieval.variants, evidence, cfg.min_evidence_score if strict else 0.0)
+    if names and not evidence and retrieval.hits:
+        reason = f"no retrieved sentence is about {'/'.join(names)}"
     if reason:
         result.answer, result.reason = REFUSAL[lang], reason
         result.timings["total_s"] = round(time.perf_counter() - started, 3)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.chunk import Chunk
@@ -184,8 +185,10 @@ def sentence_score(norm: str, terms: dict[str, float], queries: list[str]) -> fl
     return 0.6 * covered + 0.4 * grams
 
 
-def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence]:
-    """Best few sentences of the retrieved chunks for these query renderings, best first."""
+def select_evidence(hits: list, queries: list[str], max_n: int,
+                    keep: Callable[[Evidence], bool] | None = None) -> list[Evidence]:
+    """Best few sentences of the retrieved chunks for these query renderings, best first; `keep` may
+    refuse a sentence (one about another place than the question's)."""
     candidates = [(rank, hit.chunk, c) for rank, hit in enumerate(hits) for c in sentence_candidates(hit.chunk)]
     terms = idf_weighted(question_terms(queries), [c[2] for _, _, c in candidates])
     scored: list[Evidence] = []
@@ -196,6 +199,7 @@ def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence
                                round(score, 4)))
     scored.sort(key=lambda e: -e.score)
     chosen: list[Evidence] = []
+    scored = [ev for ev in scored if keep(ev)] if keep else scored
     for ev in scored:
         if any(ev.doc == c.doc and ev.start < c.end and c.start < ev.end for c in chosen):
             continue
@@ -209,6 +213,12 @@ def select_evidence(hits: list, queries: list[str], max_n: int) -> list[Evidence
     if chosen and runner_up and len(docs) == 1 and runner_up.score >= 0.8 * chosen[0].score:
         chosen[-1] = runner_up
     return chosen
+
+
+def page_head(chunk: Chunk, score: float, n: int = 3) -> list[Evidence]:
+    """The first lines of a page (title, byline, dateline) as evidence: where an author or date is."""
+    return [Evidence(chunk.doc, chunk.title, a, b, _raw_slice(chunk, a, b), norm, score)
+            for a, b, norm in sentence_candidates(chunk)[:n]]
 
 
 def _raw_slice(chunk: Chunk, start: int, end: int) -> str:
@@ -265,9 +275,16 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
             # Re-cite to the one sentence that says it, when there is wording enough to tell (an English
-            # sentence naming only 古蔺县 would move to any sentence that names the county).
-            alone = len(bigrams(body)) < 4 or supports(body, [evidence[i] for i in cited], min_support, (), given)
-            better = None if alone else _best_support(body, evidence, min_support, given, pool=False)
+            # sentence naming only 古蔺县 would move to any sentence that names the county): the cited
+            # sentence may hold up only with the pool's or the question's help, or another may say far more.
+            better = None if len(bigrams(body)) < 4 else _best_support(body, evidence, min_support, given, pool=False)
+            if better is not None and better not in cited:
+                norm = normalize(body).text
+                said = coverage(norm, "".join(evidence[i].norm for i in cited))
+                alone = supports(body, [evidence[i] for i in cited], min_support, (), given)
+                better = better if not alone or coverage(norm, evidence[better].norm) >= said + 0.2 else None
+            else:
+                better = None
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None
             continue

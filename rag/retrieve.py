@@ -82,3 +82,25 @@ def search(index: Index, embedder: Embedder, question: str, k: int, candidates: 
     fused = rrf_fuse(rankings, rank_weights, rrf_k)
     best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
     return [Hit(index.chunks[i], round(s, 6), float(best_bm25[i]), float(best_cos[i])) for i, s in best]
+
+
+_ABOUT_PAGE = re.compile(r"作者|撰文|署名|记者|编辑|发布时间|发布日期|发表|信息来源|来源于|出处|"
+                         r"\bauthor|\bwr[io]te\b|\bwritten\b|\breporter|\beditor\b|\bpublish|\bbyline", re.I)
+
+
+def asks_about_page(question: str) -> bool:
+    """Author, date or source of an article: answered by the page head (title, byline, dateline), which
+    shares no words with such a question."""
+    return bool(_ABOUT_PAGE.search(normalize_query(question)))
+
+
+def with_page_heads(index: Index, hits: list[Hit], k: int, docs: int = 2) -> list[Hit]:
+    """The first chunk of each of the top `docs` documents moved to the front of the hits."""
+    top_docs = list(dict.fromkeys(h.chunk.doc for h in hits))[:docs]
+    heads = []
+    for doc in top_docs:
+        first = min((c for c in index.chunks if c.doc == doc), key=lambda c: c.start)
+        found = next((h for h in hits if h.chunk.id == first.id), None)
+        heads.append(found or Hit(first, 0.0, 0.0, -1.0))
+    ids = {h.chunk.id for h in heads}
+    return (heads + [h for h in hits if h.chunk.id not in ids])[:k]

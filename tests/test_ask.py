@@ -90,3 +90,15 @@ def test_english_question_gets_english_answer_quoting_chinese(runtime):
     assert_cited_and_exact(runtime, result)
     assert result.lang == "en" and "212" in result.answer
     assert "河长212名" in result.answer  # the Chinese it rests on, quoted
+
+
+def test_refusal_when_the_figure_belongs_to_another_place(runtime):
+    """城东新区 has 300 recycling stations; 松岭市 (named in another document) has none reported."""
+    result = answer(runtime, "松岭市设置了多少个智能回收站？")
+    assert result.refused, result.answer
+    assert all(e.doc != "notice.txt" for e in result.evidence)
+
+
+def test_author_and_date_questions_read_the_page_head(runtime):
+    result = answer(runtime, "讲清淤河道128公里的那篇报道,发布时间是什么？")
+    assert result.evidence and result.evidence[0].doc == "river.txt" and result.evidence[0].start < 40

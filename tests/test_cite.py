@@ -84,3 +84,10 @@ def test_restating_the_question_is_allowed_but_its_figures_need_the_source():
     assert kept.citations and "6条" in kept.answer
     echoed = verify_answer("青禾县2019年设立河长212名[2]。", EVIDENCE, 0.5, "青禾县2019年设立了多少名河长?")
     assert "2019" not in echoed.answer and echoed.dropped
+
+
+def test_an_answer_leaning_on_the_question_moves_to_the_sentence_that_says_it():
+    intro = ev("我院对崇州、古蔺、苍溪、长宁、荥经5个先行县(市)深入开展了现场调研。", start=0)
+    says = ev("谋划建设生态产品信息云平台,成立中国(丽水)两山学院古蔺分院。", start=100)
+    v = verify_answer("古蔺县成立了中国(丽水)两山学院古蔺分院[1]。", [intro, says], 0.5, "古蔺县成立了哪个学院的分院?")
+    assert [c.start for c in v.citations] == [100] and v.repaired == 1

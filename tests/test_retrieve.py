@@ -51,3 +51,15 @@ def test_simplified_queries_find_traditional_pinyin_documents(tmp_path):
                        ("信贷资金4.72亿元", "004_2bd21385aecf275d.txt"), ("循环经济示范区", "004_2bd21385aecf275d.txt")]:
         top3 = [h.chunk.doc for h in retrieve_for(rt, query, k=3).hits]
         assert doc in top3, (query, top3)
+
+
+def test_page_questions_put_the_page_head_first(runtime):
+    from rag.retrieve import asks_about_page, with_page_heads
+
+    assert asks_about_page("Who wrote the article on Qinghe?") and asks_about_page("这篇报道的作者是谁")
+    assert not asks_about_page("青禾县设立了多少名河长")
+    hits = search(runtime.index, runtime.embedder, "青禾县 地表水 优良比例", k=3)
+    first = min((c for c in runtime.index.chunks if c.doc == hits[0].chunk.doc), key=lambda c: c.start)
+    headed = with_page_heads(runtime.index, hits, k=3)
+    assert headed[0].chunk.id == first.id and len(headed) == 3
+    assert with_page_heads(runtime.index, [], k=3) == []

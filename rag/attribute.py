@@ -1,0 +1,120 @@
+"""Whose fact is this? Attributing an evidence sentence to the place a question names.
+
+Reports on several places write one section per place and name the place once, at the top: "2023年空气
+质量优良率达96.4%" belongs to 荥经 only because 荥经 was named a few sentences earlier. A question about
+长宁 that meets this sentence is the classic near-miss: right measure, right year, wrong place. Word
+overlap cannot see it, so the sentence is attributed by reading back from it to the nearest mention of
+the asked place or of a place listed beside it ("崇州、古蔺、苍溪、长宁、荥经": those lists are how a
+document tells us which names are rivals). The nearest mention wins; a document that never names the
+asked place is not about it.
+
+The check is deliberately lenient where it cannot tell: a question with no recognisable place name, or a
+place the document names with no rival nearer, keeps its evidence. Names are found with jieba's part of
+speech tags, which are noisy for common words, so only rare words count and only the question's first
+name (its topic, in Chinese word order) is checked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import logging
+import re
+from dataclasses import dataclass
+
+import jieba
+import jieba.posseg
+
+from rag.chunk import Chunk
+from rag.clean import normalize
+
+jieba.setLogLevel(logging.WARNING)
+
+_NAME_TAGS = {"ns", "nr", "nrt"}
+_ADMIN_SUFFIX = re.compile(r"(?<=..)(?:省|市|县|区|镇|乡|村|州|旗)$")
+_PLACE = re.compile(r"^[\u4e00-\u9fff]{2,8}(?:省|市|县|区|镇|乡|州)$")
+_COMMON = 1000  # words more frequent than this in jieba's dictionary are ordinary words (美丽, 城市, 新建)
+_LIST = re.compile(r"[\u4e00-\u9fff]{1,12}(?:、[\u4e00-\u9fff]{1,12})+")
+
+
+def core(name: str) -> str:
+    """The name without its administrative suffix: 荥经县 -> 荥经, which is how documents often write it."""
+    return _ADMIN_SUFFIX.sub("", name)
+
+
+def is_name(word: str, flag: str) -> bool:
+    if len(word) < 2:
+        return False
+    if _PLACE.match(word):
+        return True
+    return flag in _NAME_TAGS and jieba.dt.FREQ.get(word, 0) < _COMMON
+
+
+def question_names(question: str) -> list[str]:
+    """Place and organisation names of a (normalised, Chinese) question, as cores, in order."""
+    names = [core(t.word) for t in jieba.posseg.cut(question) if is_name(t.word, t.flag)]
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A document's normalised text, the same with its lists blanked out, and raw offsets per character."""
+
+    text: str
+    unlisted: str  # lists of names ("崇州、古蔺、苍溪") name none of them in particular
+    starts: tuple[int, ...]
+
+    def offset(self, raw: int) -> int:
+        """Normalised position of a raw offset."""
+        return bisect.bisect_left(self.starts, raw)
+
+
+def document_views(chunks: list[Chunk]) -> dict[str, DocumentView]:
+    """Each document rebuilt from its chunks (gaps between them were whitespace) and normalised."""
+    by_doc: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        by_doc.setdefault(chunk.doc, []).append(chunk)
+    views = {}
+    for doc, parts in by_doc.items():
+        chars = [" "] * max(c.end for c in parts)
+        for c in parts:
+            chars[c.start:c.end] = c.text
+        norm = normalize("".join(chars))
+        unlisted = _LIST.sub(lambda m: " " * len(m.group()), norm.text)
+        views[doc] = DocumentView(norm.text, unlisted, norm.starts)
+    return views
+
+
+@functools.lru_cache(maxsize=4096)
+def rivals(name: str, text: str) -> frozenset[str]:
+    """Names the text lists beside `name` ("崇州、古蔺、苍溪": the rivals of 古蔺)."""
+    found: set[str] = set()
+    for run in _LIST.finditer(text):
+        items = run.group().split("、")
+        # The first and last items carry the words around the list: keep their words next to the 、.
+        words = [list(jieba.posseg.cut(item)) for item in items]
+        edge = [w[-1] if i == 0 else w[0] for i, w in enumerate(words)]
+        names = {core(t.word) for t in edge if is_name(t.word, t.flag)}
+        if name in names:
+            found |= names - {name}
+    return frozenset(found)
+
+
+def is_about(name: str, view: DocumentView, start: int, end: int) -> bool:
+    """Is the sentence at raw [start, end) of this document about `name`? Read back from it to the nearest
+    mention of the name or of a rival; with no mention before it, the document must name it somewhere."""
+    if not name:
+        return True
+    a, b = view.offset(start), view.offset(end)
+    sentence = view.text[a:b]
+    if name in sentence:
+        return True
+    others = rivals(name, view.text)
+    if any(other in sentence for other in others):
+        return False
+    before = view.unlisted[:a]
+    last = {n: before.rfind(n) for n in (name, *others)}
+    nearest = max(last, key=lambda n: last[n])
+    if last[nearest] >= 0:
+        return nearest == name
+    return name in view.unlisted
