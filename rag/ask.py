@@ -108,13 +108,13 @@ _ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位棵座亩万亿]|
 _FIGURE = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+[个条项家所次年位棵株座亩人户倍成]")
 
 
-def asked_names(rt, question: str, lang: str) -> list[str]:
-    """The places a question asks about, in corpus spelling; an English question's come from pinyin."""
+def asked_names(rt, question: str, lang: str) -> dict[str, bool]:
+    """The places a question asks about, in corpus spelling, each with whether it is surely a place
+    (rag.attribute.question_names); an English question's come from pinyin, and are not sure."""
     if lang != "en":
         return question_names(normalize_query(question))
-    names = romanised_names(question, rt.index.names)
-    spelled = [core(w) for words in names.values() for w in words]
-    return list(dict.fromkeys(spelled + question_names(" ".join(_CJK_SPAN.findall(question)))))
+    spelled = {core(w): False for words in romanised_names(question, rt.index.names).values() for w in words}
+    return {**spelled, **question_names(" ".join(_CJK_SPAN.findall(question)))}
 
 
 def asks_for_figure(question: str) -> bool:
@@ -239,9 +239,9 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         # English words never occur in Chinese sentences: score by the Chinese renderings, names and
         # rendering as one query (a bare name would make every sentence naming the place a perfect match).
         queries = [" ".join(queries[1:])]
-    names = asked_names(rt, question, lang) if strict else []
-    views = rt.document_views() if names else {}
-    keep = (lambda ev: any(is_about(n, views[ev.doc], ev.start, ev.end) for n in names)) if names else None
+    names = asked_names(rt, question, lang) if strict else {}
+    keep = (lambda ev: any(is_about(n, rt.document_view(ev.doc), ev.start, ev.end, sure) for n, sure in names.items())
+            ) if names else None
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences, keep)
     if strict and asks_about_page(question) and retrieval.hits:
         # Nothing in "who wrote it" matches a byline's words: the top page's head is the evidence.

@@ -50,10 +50,16 @@ def is_name(word: str, flag: str) -> bool:
     return flag in _NAME_TAGS and jieba.dt.FREQ.get(word, 0) < _COMMON
 
 
-def question_names(question: str) -> list[str]:
-    """Place and organisation names of a (normalised, Chinese) question, as cores, in order."""
-    names = [core(t.word) for t in jieba.posseg.cut(question) if is_name(t.word, t.flag)]
-    return list(dict.fromkeys(names))
+def question_names(question: str) -> dict[str, bool]:
+    """Place and organisation names of a (normalised, Chinese) question, as cores, in order, each with
+    whether it is surely a place (tagged ns or ending in 县/市/区…): jieba also tags common words as
+    person names (容纳, 乔木), so only sure places may rule out a document that never names them."""
+    names: dict[str, bool] = {}
+    for t in jieba.posseg.cut(question):
+        if is_name(t.word, t.flag):
+            name = core(t.word)
+            names[name] = names.get(name, False) or t.flag == "ns" or bool(_PLACE.match(t.word))
+    return names
 
 
 @dataclass(frozen=True)
@@ -69,20 +75,14 @@ class DocumentView:
         return bisect.bisect_left(self.starts, raw)
 
 
-def document_views(chunks: list[Chunk]) -> dict[str, DocumentView]:
-    """Each document rebuilt from its chunks (gaps between them were whitespace) and normalised."""
-    by_doc: dict[str, list[Chunk]] = {}
-    for chunk in chunks:
-        by_doc.setdefault(chunk.doc, []).append(chunk)
-    views = {}
-    for doc, parts in by_doc.items():
-        chars = [" "] * max(c.end for c in parts)
-        for c in parts:
-            chars[c.start:c.end] = c.text
-        norm = normalize("".join(chars))
-        unlisted = _LIST.sub(lambda m: " " * len(m.group()), norm.text)
-        views[doc] = DocumentView(norm.text, unlisted, norm.starts)
-    return views
+def document_view(chunks: list[Chunk]) -> DocumentView:
+    """One document rebuilt from its chunks (gaps between them were whitespace) and normalised."""
+    chars = [" "] * max((c.end for c in chunks), default=0)
+    for c in chunks:
+        chars[c.start:c.end] = c.text
+    norm = normalize("".join(chars))
+    unlisted = _LIST.sub(lambda m: " " * len(m.group()), norm.text)
+    return DocumentView(norm.text, unlisted, norm.starts)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -100,9 +100,10 @@ def rivals(name: str, text: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def is_about(name: str, view: DocumentView, start: int, end: int) -> bool:
+def is_about(name: str, view: DocumentView, start: int, end: int, sure: bool = True) -> bool:
     """Is the sentence at raw [start, end) of this document about `name`? Read back from it to the nearest
-    mention of the name or of a rival; with no mention before it, the document must name it somewhere."""
+    mention of the name or of a rival; with no mention before it, the document must name a sure place
+    somewhere."""
     if not name:
         return True
     a, b = view.offset(start), view.offset(end)
@@ -117,4 +118,4 @@ def is_about(name: str, view: DocumentView, start: int, end: int) -> bool:
     nearest = max(last, key=lambda n: last[n])
     if last[nearest] >= 0:
         return nearest == name
-    return name in view.unlisted
+    return name in view.unlisted or not sure

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from rag.attribute import DocumentView, document_views
+from rag.attribute import DocumentView, document_view
 from rag.config import Config
 from rag.embed import SentenceTransformerEmbedder
 from rag.index import Index, build_index, current_index, is_stale
@@ -27,13 +27,13 @@ class Runtime:
     index: Index
     store: VectorStore | None = None
     llms: dict[str, object] = field(default_factory=dict)
-    _views: dict[str, DocumentView] | None = None
+    _views: dict[str, DocumentView] = field(default_factory=dict)
 
-    def document_views(self) -> dict[str, DocumentView]:
-        """Whole normalised documents, for reading back from an evidence sentence (rag.attribute)."""
-        if self._views is None:
-            self._views = document_views(self.index.chunks)
-        return self._views
+    def document_view(self, doc: str) -> DocumentView:
+        """A whole normalised document, for reading back from an evidence sentence (rag.attribute)."""
+        if doc not in self._views:
+            self._views[doc] = document_view([c for c in self.index.chunks if c.doc == doc])
+        return self._views[doc]
 
     @classmethod
     def open(cls, cfg: Config, progress: bool = True) -> Runtime:
@@ -49,7 +49,7 @@ class Runtime:
     def refresh(self, progress: bool = True) -> Index:
         """Pick up added, changed or deleted corpus files (incremental)."""
         self.index = ensure_index(self.cfg, self.embedder, self.embedder_id, progress)
-        self._views = None
+        self._views = {}
         self.store = open_store(self.cfg, self.index, self.embedder.dim, self.store)
         return self.index
 
