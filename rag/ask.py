@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import opencc
 
@@ -215,13 +216,15 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 
 
 def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
-                  strict: bool = True, lang: str | None = None, part_of: str = "") -> Iterator[str | Answer]:
+                  strict: bool = True, lang: str | None = None, part_of: str = "",
+                  names: dict[str, bool] | None = None) -> Iterator[str | Answer]:
     """Yield raw text pieces as the model writes them, then the final verified Answer.
 
     strict=False is for briefings, where the "question" is a broad topic asked of passages already chosen
     per document: no refusal for low question coverage, and the best evidence is quoted if the model's
-    text fails verification. Verification itself is never relaxed. `lang` and `part_of` are set when this
-    answers one half of a paired question (the half may be a Chinese rendering of an English question)."""
+    text fails verification. Verification itself is never relaxed. `lang`, `part_of` and `names` are set
+    when this answers one half of a paired question (the half may be a Chinese rendering of an English
+    question; `names` are the places the half asks about)."""
     cfg = rt.cfg
     started = time.perf_counter()
     lang = lang or question_lang(question)
@@ -239,7 +242,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         # English words never occur in Chinese sentences: score by the Chinese renderings, names and
         # rendering as one query (a bare name would make every sentence naming the place a perfect match).
         queries = [" ".join(queries[1:])]
-    names = asked_names(rt, question, lang) if strict else {}
+    names = (asked_names(rt, question, lang) if names is None else names) if strict else {}
     keep = (lambda ev: any(is_about(n, rt.document_view(ev.doc), ev.start, ev.end, sure) for n, sure in names.items())
             ) if names else None
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences, keep)
@@ -326,7 +329,12 @@ _LISTED_PAIR = re.compile(r"^(?P<a>[^,，]{4,30}?)[,，](?:和|以及|与)(?P<b>
 _EACH = re.compile(r"各自|分别|各是|各为|都")
 
 
-def sub_questions(question: str) -> list[str]:
+class Part(NamedTuple):
+    subject: str  # what this half asks about: 江源区, or 乙区新增的企业数
+    question: str
+
+
+def sub_questions(question: str) -> list[Part]:
     """The two single-place questions inside a paired one, or [] when the question is not paired.
 
     A small model given evidence about two places answers for one of them; asked twice, once per place,
@@ -338,18 +346,28 @@ def sub_questions(question: str) -> list[str]:
         m = pattern.match(text)
         if m:
             rest = _EACH.sub("", m["rest"]).lstrip(",， ")
-            return [m["a"] + rest, m["b"] + rest]
+            return [Part(m["a"], m["a"] + rest), Part(m["b"], m["b"] + rest)]
     return []
 
 
-def _answer_parts(rt, question: str, parts: list[str], model: str | None, lang: str,
+_SHORT_SUBJECT = re.compile(r"^[\u4e00-\u9fff]{2,6}$")
+
+
+def subject_names(subject: str) -> dict[str, bool]:
+    """Names in one half's subject; a short subject jieba does not know (生态城) is itself the name."""
+    names = question_names(subject)
+    return names or ({subject: True} if _SHORT_SUBJECT.match(subject) else {})
+
+
+def _answer_parts(rt, question: str, parts: list[Part], model: str | None, lang: str,
                   started: float) -> Iterator[str | Answer]:
     """Answer each part on its own, then join the answers and renumber their citations."""
     answers: list[Answer] = []
     for i, part in enumerate(parts):
         if i:
             yield "\n"
-        for item in answer_stream(rt, part, model, lang=lang, part_of=question):
+        for item in answer_stream(rt, part.question, model, lang=lang, part_of=question,
+                                  names=subject_names(part.subject)):
             if isinstance(item, Answer):
                 answers.append(item)
             else:

@@ -272,6 +272,9 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
         body = _MARKER.sub("", sentence).strip()
         if not body or re.fullmatch(r"[\W_]*", body):
             continue
+        if body.rstrip(" .。")[-1:] in ("?", "？"):  # a question (often the user's, echoed) claims nothing
+            dropped.append(sentence)
+            continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
             # Re-cite to the one sentence that says it, when there is wording enough to tell (an English

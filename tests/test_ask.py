@@ -9,6 +9,7 @@ from rag.ask import (
     question_lang,
     refusal_reason,
     sub_questions,
+    subject_names,
 )
 from rag.cite import Evidence, numbers_in, strip_markers
 
@@ -62,9 +63,11 @@ def test_question_helpers():
 
 def test_paired_question_is_split_per_place():
     assert sub_questions("常德經開區和江源區在綠化方面分別新栽了多少株?") == [
-        "常德经开区在绿化方面新栽了多少株?", "江源区在绿化方面新栽了多少株?"]
-    assert sub_questions("甲县2017年以来签约的项目数,和乙区新增的企业数,各是多少?") == [
+        ("常德经开区", "常德经开区在绿化方面新栽了多少株?"), ("江源区", "江源区在绿化方面新栽了多少株?")]
+    assert [p.question for p in sub_questions("甲县2017年以来签约的项目数,和乙区新增的企业数,各是多少?")] == [
         "甲县2017年以来签约的项目数多少?", "乙区新增的企业数多少?"]
+    assert subject_names("生态城") == {"生态城": True} and subject_names("江源区") == {"江源": True}
+    assert subject_names("乙区新增的企业数") == {}
     assert sub_questions("甲县和乙县的合作项目是什么?") == []  # no "each": one joint fact
     assert sub_questions("") == [] and sub_questions("🙂和🙂各自") == []
 

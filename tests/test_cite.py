@@ -91,3 +91,9 @@ def test_an_answer_leaning_on_the_question_moves_to_the_sentence_that_says_it():
     says = ev("谋划建设生态产品信息云平台,成立中国(丽水)两山学院古蔺分院。", start=100)
     v = verify_answer("古蔺县成立了中国(丽水)两山学院古蔺分院[1]。", [intro, says], 0.5, "古蔺县成立了哪个学院的分院?")
     assert [c.start for c in v.citations] == [100] and v.repaired == 1
+
+
+def test_an_echoed_question_is_not_a_claim():
+    says = ev("常德中车新能源汽车有限公司于5月4日正式揭牌。")
+    v = verify_answer("常德哪个汽车制造商在新能源汽车产业中占据主导地位[1]?", [says], 0.5, "常德哪个汽车制造商占据主导地位?")
+    assert v.citations == [] and len(v.dropped) == 1
