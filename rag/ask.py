@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -229,8 +229,10 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     started = time.perf_counter()
     lang = lang or question_lang(question)
     split = strict and retrieval is None and not part_of
-    parts = sub_questions(question) if split and lang != "en" else []
-    if split and lang == "en":  # an English pair is found in its Chinese rendering
+    parts = two_questions(question, lambda q: asked_names(rt, q, lang)) if split else []
+    if split and not parts:
+        parts = sub_questions(question) if lang != "en" else []
+    if split and lang == "en" and not parts:  # an English pair is found in its Chinese rendering
         retrieval = retrieve_for(rt, question)
         parts = sub_questions(retrieval.variants[-1]) if retrieval.variants else []
     if parts:
@@ -330,7 +332,7 @@ _EACH = re.compile(r"各自|分别|各是|各为|都")
 
 
 class Part(NamedTuple):
-    subject: str  # what this half asks about: 江源区, or 乙区新增的企业数
+    subject: str  # what this half asks about: 江源区, or 乙区新增的企业数; '' to find its names anew
     question: str
 
 
@@ -350,6 +352,25 @@ def sub_questions(question: str) -> list[Part]:
     return []
 
 
+_JOINED = re.compile(r"[,，;；]\s*(?:and\s+|以及|还有)?(?=(?:what|how|which|who|when|where)\b)|[?？]\s*(?=\S)", re.I)
+_ASKS = re.compile(r"\b(?:what|how|which|who|when|where|why)\b|什么|多少|哪|几|如何|怎样|怎么|是否", re.I)
+
+
+def two_questions(question: str, names_of: Callable[[str], dict[str, bool]]) -> list[Part]:
+    """Two questions written as one ("What does A aim for by 2025, and what target does B set?"), split
+    only when each half asks something and names a place of its own (so "…, and what rate did it reach?"
+    stays whole: its second half leans on the first)."""
+    pieces = [p.strip(" ,，;；") for p in _JOINED.split(question.strip())]
+    pieces = [p for p in pieces if p.strip(" ?？")]
+    if len(pieces) != 2 or not all(_ASKS.search(p) for p in pieces):
+        return []
+    names = [names_of(p) for p in pieces]
+    if not all(names) or set(names[0]) == set(names[1]):
+        return []
+    end = "?" if is_english(question) else "？"
+    return [Part("", p if p[-1] in "?？" else p + end) for p in pieces]
+
+
 _SHORT_SUBJECT = re.compile(r"^[\u4e00-\u9fff]{2,6}$")
 
 
@@ -367,7 +388,7 @@ def _answer_parts(rt, question: str, parts: list[Part], model: str | None, lang:
         if i:
             yield "\n"
         for item in answer_stream(rt, part.question, model, lang=lang, part_of=question,
-                                  names=subject_names(part.subject)):
+                                  names=subject_names(part.subject) if part.subject else None):
             if isinstance(item, Answer):
                 answers.append(item)
             else:

@@ -105,3 +105,15 @@ def test_refusal_when_the_figure_belongs_to_another_place(runtime):
 def test_author_and_date_questions_read_the_page_head(runtime):
     result = answer(runtime, "讲清淤河道128公里的那篇报道,发布时间是什么？")
     assert result.evidence and result.evidence[0].doc == "river.txt" and result.evidence[0].start < 40
+
+
+def test_two_questions_in_one_are_split_only_when_each_names_its_place():
+    from rag.ask import two_questions
+    from rag.attribute import question_names
+
+    parts = two_questions("荥经县的古树有多少棵？江源区新增了多少户企业？", question_names)
+    assert [p.question for p in parts] == ["荥经县的古树有多少棵？", "江源区新增了多少户企业？"]
+    assert two_questions("荥经县的古树有多少棵,江源区呢", question_names) == []
+    assert two_questions("荥经县的古树有多少棵？它们建了档案吗？", question_names) == []  # the second leans on the first
+    assert two_questions("青禾县设立了多少名河长？", question_names) == []
+    assert two_questions("", question_names) == [] and two_questions("🙂?🙂?", question_names) == []
