@@ -89,7 +89,7 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
         variants = (" ".join(dict.fromkeys(keywords)),) if keywords else ()
         if rt.cfg.translate_queries:
             try:
-                rendering = translate_to_chinese(rt.llm(rt.cfg.translator), question_zh, rt.cfg)
+                rendering = translate_to_chinese(rt.llm(rt.cfg.translator, role="translate"), question_zh, rt.cfg)
                 variants = (*variants, rendering) if rendering else variants
             except ModelError as exc:  # translation is a bonus: without the model, search still runs
                 log.warning("no translation of English questions: %s", exc)
@@ -208,7 +208,7 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
     """Fallback answer: the best evidence sentences, quoted whole (so they are supported by construction)."""
     parts, citations = [], []
     for i, ev in enumerate(evidence[:n], 1):
-        quote = ev.norm.rstrip("。；;，, ")
+        quote = ev.norm.strip("。；;，,、：: ")
         parts.append(f"“{quote}” [{i}]" if lang == "en" else f"{quote}[{i}]。")
         citations.append(Citation(i, ev.doc, ev.title, ev.start, ev.end, ev.quote))
     text = ("The documents state: " + " ".join(parts)) if lang == "en" else "资料显示：" + "".join(parts)

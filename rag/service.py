@@ -53,14 +53,17 @@ class Runtime:
         self.store = open_store(self.cfg, self.index, self.embedder.dim, self.store)
         return self.index
 
-    def llm(self, name: str):
-        """A generator by manifest name, loaded on first use and then reused."""
+    def llm(self, name: str, role: str = "answer"):
+        """A generator by manifest name, loaded on first use and then reused. Each role (answer, translate)
+        has its own instance: the weights are memory-mapped once, and a translation never evicts the
+        answer prompt's cached prefix (that made English questions wait ~4 s longer for their first token)."""
         from rag.generate import load_llm
 
         path = model_path(self.cfg.models_dir, name)
-        if path.name not in self.llms:
-            self.llms[path.name] = load_llm(path, self.cfg)
-        return self.llms[path.name]
+        key = f"{path.name}:{role}"
+        if key not in self.llms:
+            self.llms[key] = load_llm(path, self.cfg)
+        return self.llms[key]
 
 
 def load_embedder(cfg: Config) -> tuple[SentenceTransformerEmbedder, str]:
