@@ -111,11 +111,16 @@ _FIGURE = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+[�
 
 def asked_names(rt, question: str, lang: str) -> dict[str, bool]:
     """The places a question asks about, in corpus spelling, each with whether it is surely a place
-    (rag.attribute.question_names); an English question's come from pinyin, and are not sure."""
+    (rag.attribute.question_names); an English question's come from pinyin, sure when a place noun
+    follows ("Gulin County")."""
     if lang != "en":
         return question_names(normalize_query(question))
-    spelled = {core(w): False for words in romanised_names(question, rt.index.names).values() for w in words}
+    spelled = {core(w): bool(re.search(rf"\b{re.escape(latin)}(?:'s)?\s+{_PLACE_NOUN}", question, re.I))
+               for latin, words in romanised_names(question, rt.index.names).items() for w in words}
     return {**spelled, **question_names(" ".join(_CJK_SPAN.findall(question)))}
+
+
+_PLACE_NOUN = r"(?:county|district|city|town|township|village|province|prefecture|municipality)\b"
 
 
 def asks_for_figure(question: str) -> bool:

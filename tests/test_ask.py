@@ -117,3 +117,12 @@ def test_two_questions_in_one_are_split_only_when_each_names_its_place():
     assert two_questions("荥经县的古树有多少棵？它们建了档案吗？", question_names) == []  # the second leans on the first
     assert two_questions("青禾县设立了多少名河长？", question_names) == []
     assert two_questions("", question_names) == [] and two_questions("🙂?🙂?", question_names) == []
+
+
+def test_english_place_names_are_sure_only_with_a_place_noun(runtime):
+    from rag.ask import asked_names
+
+    assert asked_names(runtime, "How many river chiefs does Qinghe county have?", "en") == {"青禾": True}
+    assert asked_names(runtime, "How many river chiefs does Qinghe have?", "en") == {"青禾": False}
+    assert asked_names(runtime, "青禾县设立了多少名河长？", "zh") == {"青禾": True}
+    assert asked_names(runtime, "What is the population of Mars?", "en") == {}
