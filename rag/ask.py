@@ -120,6 +120,14 @@ def asked_names(rt, question: str, lang: str) -> dict[str, bool]:
     return {**spelled, **question_names(" ".join(_CJK_SPAN.findall(question)))}
 
 
+def about_any(rt, names: dict[str, bool]) -> Callable[[Evidence], bool]:
+    """Keeps evidence about one of the asked places (rag.attribute.is_about, on the whole document)."""
+    def keep(ev: Evidence) -> bool:
+        view = rt.document_view(ev.doc)
+        return any(is_about(name, view, ev.start, ev.end, sure) for name, sure in names.items())
+    return keep
+
+
 _PLACE_NOUN = r"(?:county|district|city|town|township|village|province|prefecture|municipality)\b"
 
 
@@ -250,8 +258,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         # rendering as one query (a bare name would make every sentence naming the place a perfect match).
         queries = [" ".join(queries[1:])]
     names = (asked_names(rt, question, lang) if names is None else names) if strict else {}
-    keep = (lambda ev: any(is_about(n, rt.document_view(ev.doc), ev.start, ev.end, sure) for n, sure in names.items())
-            ) if names else None
+    keep = about_any(rt, names) if names else None
     evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences, keep)
     if strict and asks_about_page(question) and retrieval.hits:
         # Nothing in "who wrote it" matches a byline's words: the top page's head is the evidence.
