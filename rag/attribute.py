@@ -5,13 +5,14 @@ Reports on several places write one section per place and name the place once, a
 长宁 that meets this sentence is the classic near-miss: right measure, right year, wrong place. Word
 overlap cannot see it, so the sentence is attributed by reading back from it to the nearest mention of
 the asked place or of a place listed beside it ("崇州、古蔺、苍溪、长宁、荥经": those lists are how a
-document tells us which names are rivals). The nearest mention wins; a document that never names the
-asked place is not about it.
+document tells us which names are rivals). The nearest mention wins; a document that never names a
+surely-placed name (荥经县, 深圳市) is not about it.
 
 The check is deliberately lenient where it cannot tell: a question with no recognisable place name, or a
-place the document names with no rival nearer, keeps its evidence. Names are found with jieba's part of
-speech tags, which are noisy for common words, so only rare words count and only the question's first
-name (its topic, in Chinese word order) is checked.
+place the document names with no rival nearer, keeps its evidence, and a sentence about any one of the
+question's names is kept. Names are found with jieba's part-of-speech tags, which also tag common words
+as names (容纳, 乔木), so only rare words count, and only sure places (tagged ns, or ending in 县/市/区…)
+may rule out a whole document.
 """
 
 from __future__ import annotations
