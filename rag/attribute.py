@@ -18,7 +18,6 @@ may rule out a whole document.
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -65,15 +64,21 @@ def question_names(question: str) -> dict[str, bool]:
 
 @dataclass(frozen=True)
 class DocumentView:
-    """A document's normalised text, the same with its lists blanked out, and raw offsets per character."""
+    """A document's normalised text, the same with its lists blanked out, its lists of names, and raw
+    offsets per character."""
 
     text: str
     unlisted: str  # lists of names ("崇州、古蔺、苍溪") name none of them in particular
+    lists: tuple[frozenset[str], ...]  # the names of each such list, as cores
     starts: tuple[int, ...]
 
     def offset(self, raw: int) -> int:
         """Normalised position of a raw offset."""
         return bisect.bisect_left(self.starts, raw)
+
+    def rivals(self, name: str) -> set[str]:
+        """Names the document lists beside `name` ("崇州、古蔺、苍溪": the rivals of 古蔺)."""
+        return {other for names in self.lists if name in names for other in names} - {name}
 
 
 def document_view(chunks: list[Chunk]) -> DocumentView:
@@ -83,22 +88,16 @@ def document_view(chunks: list[Chunk]) -> DocumentView:
         chars[c.start:c.end] = c.text
     norm = normalize("".join(chars))
     unlisted = _LIST.sub(lambda m: " " * len(m.group()), norm.text)
-    return DocumentView(norm.text, unlisted, norm.starts)
+    lists = tuple(names for run in _LIST.finditer(norm.text) if len(names := listed_names(run.group())) > 1)
+    return DocumentView(norm.text, unlisted, lists, norm.starts)
 
 
-@functools.lru_cache(maxsize=4096)
-def rivals(name: str, text: str) -> frozenset[str]:
-    """Names the text lists beside `name` ("崇州、古蔺、苍溪": the rivals of 古蔺)."""
-    found: set[str] = set()
-    for run in _LIST.finditer(text):
-        items = run.group().split("、")
-        # The first and last items carry the words around the list: keep their words next to the 、.
-        words = [list(jieba.posseg.cut(item)) for item in items]
-        edge = [w[-1] if i == 0 else w[0] for i, w in enumerate(words)]
-        names = {core(t.word) for t in edge if is_name(t.word, t.flag)}
-        if name in names:
-            found |= names - {name}
-    return frozenset(found)
+def listed_names(run: str) -> frozenset[str]:
+    """The names in one 、-separated list; the first and last items carry the words around the list, so
+    only their words next to the 、 count."""
+    words = [list(jieba.posseg.cut(item)) for item in run.split("、")]
+    edge = [w[-1] if i == 0 else w[0] for i, w in enumerate(words) if w]
+    return frozenset(core(t.word) for t in edge if is_name(t.word, t.flag))
 
 
 def is_about(name: str, view: DocumentView, start: int, end: int, sure: bool = True) -> bool:
@@ -111,7 +110,7 @@ def is_about(name: str, view: DocumentView, start: int, end: int, sure: bool = T
     sentence = view.text[a:b]
     if name in sentence:
         return True
-    others = rivals(name, view.text)
+    others = view.rivals(name)
     if any(other in sentence for other in others):
         return False
     before = view.unlisted[:a]

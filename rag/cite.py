@@ -199,9 +199,10 @@ def select_evidence(hits: list, queries: list[str], max_n: int,
                                round(score, 4)))
     scored.sort(key=lambda e: -e.score)
     chosen: list[Evidence] = []
-    scored = [ev for ev in scored if keep(ev)] if keep else scored
     for ev in scored:
         if any(ev.doc == c.doc and ev.start < c.end and c.start < ev.end for c in chosen):
+            continue
+        if keep and not keep(ev):
             continue
         chosen.append(ev)
         if len(chosen) == max_n:
@@ -209,7 +210,7 @@ def select_evidence(hits: list, queries: list[str], max_n: int,
     # A question may span documents: make sure the best sentence of a second document, if nearly as good,
     # is among the evidence rather than a fourth sentence of the first.
     docs = {e.doc for e in chosen}
-    runner_up = next((e for e in scored if e.doc not in docs), None)
+    runner_up = next((e for e in scored if e.doc not in docs and (keep is None or keep(e))), None)
     if chosen and runner_up and len(docs) == 1 and runner_up.score >= 0.8 * chosen[0].score:
         chosen[-1] = runner_up
     return chosen
@@ -277,17 +278,7 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
-            # Re-cite to the one sentence that says it, when there is wording enough to tell (an English
-            # sentence naming only 古蔺县 would move to any sentence that names the county): the cited
-            # sentence may hold up only with the pool's or the question's help, or another may say far more.
-            better = None if len(bigrams(body)) < 4 else _best_support(body, evidence, min_support, given, pool=False)
-            if better is not None and better not in cited:
-                norm = normalize(body).text
-                said = coverage(norm, "".join(evidence[i].norm for i in cited))
-                alone = supports(body, [evidence[i] for i in cited], min_support, (), given)
-                better = better if not alone or coverage(norm, evidence[better].norm) >= said + 0.2 else None
-            else:
-                better = None
+            better = _says_it_better(body, cited, evidence, min_support, given)
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None
             continue
@@ -315,6 +306,23 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
     citations = [Citation(number[i], evidence[i].doc, evidence[i].title, evidence[i].start, evidence[i].end,
                           evidence[i].quote) for i in order]
     return Verified(text.strip(), citations, dropped, repaired)
+
+
+def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], min_support: float,
+                    given: str) -> int | None:
+    """The one sentence to cite instead, when the cited one holds up only with the pool's or the question's
+    help, or another says far more. Only with wording enough to tell (an English sentence naming only
+    古蔺县 would move to any sentence that names the county)."""
+    if len(bigrams(body)) < 4:
+        return None
+    best = _best_support(body, evidence, min_support, given, pool=False)
+    if best is None or best in cited:
+        return None
+    if not supports(body, [evidence[i] for i in cited], min_support, (), given):
+        return best
+    norm = normalize(body).text
+    said = coverage(norm, "".join(evidence[i].norm for i in cited))
+    return best if coverage(norm, evidence[best].norm) >= said + 0.2 else None
 
 
 def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str,

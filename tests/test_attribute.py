@@ -1,4 +1,4 @@
-from rag.attribute import core, document_view, is_about, question_names, rivals
+from rag.attribute import core, document_view, is_about, question_names
 from rag.chunk import chunk_document
 from rag.load import Document
 
@@ -32,8 +32,8 @@ def test_question_names_are_place_cores_not_common_words():
 
 
 def test_rivals_come_from_lists_of_names():
-    assert rivals("青川", REPORT) == {"平武", "北川"}
-    assert rivals("青川", "我们调研了青川县的生态建设。") == frozenset()
+    assert view().rivals("青川") == {"平武", "北川"}
+    assert document_view(chunk_document(Document("a.txt", "我们调研了青川县的生态建设。", "x"), 40, 10)).rivals("青川") == set()
 
 
 def test_a_sentence_belongs_to_the_nearest_named_place_before_it():
