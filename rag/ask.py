@@ -230,7 +230,7 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 
 def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
                   strict: bool = True, lang: str | None = None, part_of: str = "",
-                  names: dict[str, bool] | None = None) -> Iterator[str | Answer]:
+                  names: dict[str, bool] | None = None, k: int | None = None) -> Iterator[str | Answer]:
     """Yield raw text pieces as the model writes them, then the final verified Answer.
 
     strict=False is for briefings, where the "question" is a broad topic asked of passages already chosen
@@ -246,12 +246,12 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     if split and not parts:
         parts = sub_questions(question) if lang != "en" else []
     if split and lang == "en" and not parts:  # an English pair is found in its Chinese rendering
-        retrieval = retrieve_for(rt, question)
+        retrieval = retrieve_for(rt, question, k)
         parts = sub_questions(retrieval.variants[-1]) if retrieval.variants else []
     if parts:
-        yield from _answer_parts(rt, question, parts, model, lang, started)
+        yield from _answer_parts(rt, question, parts, model, lang, started, k)
         return
-    retrieval = retrieval or retrieve_for(rt, question)
+    retrieval = retrieval or retrieve_for(rt, question, k)
     queries = [normalize_query(question), *(normalize_query(v) for v in retrieval.variants)]
     if lang == "en" and retrieval.variants:
         # English words never occur in Chinese sentences: score by the Chinese renderings, names and
@@ -393,14 +393,14 @@ def subject_names(subject: str) -> dict[str, bool]:
 
 
 def _answer_parts(rt, question: str, parts: list[Part], model: str | None, lang: str,
-                  started: float) -> Iterator[str | Answer]:
+                  started: float, k: int | None = None) -> Iterator[str | Answer]:
     """Answer each part on its own, then join the answers and renumber their citations."""
     answers: list[Answer] = []
     for i, part in enumerate(parts):
         if i:
             yield "\n"
         for item in answer_stream(rt, part.question, model, lang=lang, part_of=question,
-                                  names=subject_names(part.subject) if part.subject else None):
+                                  names=subject_names(part.subject) if part.subject else None, k=k):
             if isinstance(item, Answer):
                 answers.append(item)
             else:
@@ -429,9 +429,9 @@ _MARKER_N = re.compile(r"\[(\d{1,2})\]")
 
 
 def answer(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
-           strict: bool = True) -> Answer:
+           strict: bool = True, k: int | None = None) -> Answer:
     final = None
-    for item in answer_stream(rt, question, model, retrieval, strict):
+    for item in answer_stream(rt, question, model, retrieval, strict, k=k):
         if isinstance(item, Answer):
             final = item
     assert final is not None
