@@ -54,6 +54,17 @@ class Index:
     names: dict[str, list[str]]
 
 
+def document_frequency(index: Index, word: str) -> tuple[int, int]:
+    """(chunks holding the word, chunks in all), read from the BM25 matrix: no second pass over the text."""
+    scores = getattr(index.bm25, "scores", None) or {}
+    n = int(scores.get("num_docs", len(index.chunks)))
+    vocab = getattr(index.bm25, "vocab_dict", None) or {}
+    if word not in vocab:
+        return 0, n
+    i = vocab[word]
+    return int(scores["indptr"][i + 1] - scores["indptr"][i]), n
+
+
 def _params(cfg: Config, embedder_id: str) -> dict:
     return {"format": FORMAT_VERSION, "embedder": embedder_id, **cfg.index_params()}
 
