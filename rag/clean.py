@@ -71,7 +71,7 @@ _DEBRIS = re.compile(rf"[\ufffd\ue000-\uf8ff]+|(?<=[{CJK}])\?+(?=[{CJK}(])|\?+(?
 _PINYIN = re.compile(rf"(?<=\S)\((?=[a-z{TONE_VOWELS}]*[{TONE_VOWELS}])[a-z{TONE_VOWELS}]{{1,7}}\)")
 # Page furniture, matched on the Simplified, folded text. Patterns whose words also occur in body text
 # (责任编辑, 主办单位, 相关信息, 彩票…) match only a line of their own: inside a sentence they are news.
-_LINE = r"(?:^|(?<=\n))[ \t]*"
+_LINE = r"(?:^|(?<=[\n】|]))[ \t]*"  # at a line start, or right after other furniture (【打印】 分享到)
 _FURNITURE = re.compile(
     "|".join(
         [
