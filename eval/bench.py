@@ -116,7 +116,7 @@ def time_embedder_load(path: Path) -> dict:
 
     embedder = SentenceTransformerEmbedder(path)
     loaded = time.perf_counter()
-    embedder.embed(["长寿经开区划定的建设用地面积有多大?"])
+    embedder.embed(["长寿经开区划定的建设用地面积有多大?"], "query")
     done = time.perf_counter()
     return {"import_s": imported - started, "load_s": loaded - imported, "first_call_s": done - loaded}
 

@@ -65,15 +65,16 @@ class Answer:
 
 
 def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
-    """Hybrid search; English questions also search with a Chinese rendering made by the small model."""
+    """Hybrid search. The embedder is multilingual, so an English question is embedded as it is; any
+    Chinese it already holds is searched as a variant too (BM25 can match it exactly). Config switches
+    add romanised names matched by pinyin and a Chinese rendering by the generator (ablations)."""
     started = time.perf_counter()
     variants: tuple[str, ...] = ()
     if is_english(question):
-        names = romanised_names(question, rt.index.names)
+        names = romanised_names(question, rt.index.names) if rt.cfg.pinyin_names else {}
         question_zh = question
-        for latin, words in names.items():
+        for latin, words in names.items():  # the generator garbles names (荥经 -> 西藏): give it the corpus's
             question_zh = question_zh.replace(latin, words[0])
-        # Names are kept as a variant of their own: the model's rendering may garble them (荥经 -> 西藏).
         keywords = [w for words in names.values() for w in words] + _CJK_SPAN.findall(question)
         variants = (" ".join(dict.fromkeys(keywords)),) if keywords else ()
         if rt.cfg.translate_queries:

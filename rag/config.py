@@ -29,7 +29,8 @@ class Config:
     bm25_weight: float = 1.0
     dense_weight: float = 0.3
     ann_threshold: int = 200_000  # chunks; exact FAISS search below (~5 ms at 200k), IVF above
-    translate_queries: bool = True
+    translate_queries: bool = False  # English questions: also search a 1.5B Chinese rendering (ablation)
+    pinyin_names: bool = False  # English questions: also search corpus names spelled by their pinyin (ablation)
     store: str = "faiss"  # or "milvus"
     milvus_uri: str = ""  # file path (Milvus Lite) or http://host:19530; default <index_root>/milvus.db
     # Generation.

@@ -220,10 +220,14 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
     return Index(manifest, chunks, vectors, dense, bm25, names)
 
 
-def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 64) -> np.ndarray:
-    parts = [embedder.embed(texts[i:i + batch])
-             for i in tqdm(range(0, len(texts), batch), desc="embed", unit="batch", disable=not progress or not texts,
-                           file=sys.stderr)]
+def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 128) -> np.ndarray:
+    """Passages embedded in steps, so the progress bar (chunks, with chunks/s) moves."""
+    parts = []
+    with tqdm(total=len(texts), desc="embed", unit="chunk", disable=not progress or not texts,
+              file=sys.stderr) as bar:
+        for i in range(0, len(texts), batch):
+            parts.append(embedder.embed(texts[i:i + batch], "passage"))
+            bar.update(len(parts[-1]))
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
 
 

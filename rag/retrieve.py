@@ -60,7 +60,7 @@ def search(index: Index, embedder: Embedder, question: str, k: int, candidates: 
     if not queries:
         return []
     depth = min(candidates, n)
-    vectors = embedder.embed(queries)
+    vectors = embedder.embed(queries, "query")
     cos_scores, cos_ids = (store or FaissStore(index.dense)).search(vectors, depth)
     rankings, rank_weights = [], []
     best_bm25 = np.zeros(n, dtype=np.float32)
