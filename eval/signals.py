@@ -24,7 +24,7 @@ from rag.service import Runtime  # noqa: E402
 
 
 def suite_rows(suite, limit: int | None) -> list[dict]:
-    rt = Runtime.open(Config(corpus=suite.corpus, translate_queries=False))  # English: judged by similarity
+    rt = Runtime.open(Config(corpus=suite.corpus))
     rows = []
     for item in load_qa(suite.qa)[:limit]:
         found = gather(rt, item.q)

@@ -139,24 +139,44 @@ def gather(rt, text: str, k: int | None = None, retrieval: Retrieval | None = No
     renderings = [normalize_query(v) for v in retrieval.variants]
     queries = [" ".join(renderings)] if lang == "en" and renderings else [question.norm, *renderings]
     keep = about_any(rt, question.names) if strict and question.names else None
-    evidence = select_evidence(retrieval.hits, queries, rt.cfg.evidence_sentences, keep)
+    meaning = similarity_to(rt, question)
+    share = rt.cfg.dense_evidence_en if question.lang == "en" else rt.cfg.dense_evidence
+    evidence = select_evidence(retrieval.hits, queries, rt.cfg.evidence_sentences, keep, meaning, share)
     if strict and question.about_page and retrieval.hits:
         # Nothing in "who wrote it" matches a byline's words: the top page's head is the evidence.
         head = [e for e in page_head(retrieval.hits[0].chunk, 1.0) if keep is None or keep(e)]
         evidence = (head + [e for e in evidence if e not in head])[:rt.cfg.evidence_sentences]
     words = content_words(question) + [w for r in renderings for w in content_words(analyse(r))]
     weights = word_weights(list(dict.fromkeys(words)), lambda w: document_frequency(rt.index, w))
-    return Gathered(question, retrieval, evidence, measure(rt, question, evidence, weights), weights)
+    return Gathered(question, retrieval, evidence, measure(rt, question, evidence, weights, meaning), weights)
 
 
-def measure(rt, question: Question, evidence: list[Evidence], weights: dict[str, float]) -> Signals:
+def similarity_to(rt, question: Question) -> Callable[[list[str]], list[float]]:
+    """Cosine of the question (as a query) to each text (as a passage), rescaled so that e5's usual
+    range for unrelated to matching text (about 0.7 to 0.9) spans 0 to 1."""
+    vector = rt.embedder.embed([question.text.strip()[:500]], "query")[0]
+
+    def score(texts: list[str]) -> list[float]:
+        if not texts:
+            return []
+        cosines = rt.embedder.embed(texts, "passage") @ vector
+        return [min(1.0, max(0.0, (float(c) - 0.7) / 0.2)) for c in cosines]
+    return score
+
+
+def measure(rt, question: Question, evidence: list[Evidence], weights: dict[str, float],
+            meaning: Callable[[list[str]], list[float]]) -> Signals:
     """The refusal signals of rag/decide.py for the best evidence sentence (read with the one before)."""
     if question.about_page:
         return Signals(1.0, True, 1.0)
-    scored = [(coverage(weights, in_context(rt, e)), e) for e in evidence]
-    best = max((c for c, _ in scored), default=0.0)
-    near_best = [e for c, e in scored if c >= 0.8 * best]
-    return Signals(best, any(holds_kind(question, e.norm) for e in near_best), best)
+    contexts = [in_context(rt, e) for e in evidence]
+    covers = [coverage(weights, c) for c in contexts]
+    similar = meaning(contexts)
+    signal = similar if question.lang == "en" else covers
+    best = max(signal, default=0.0)
+    near_best = [e for e, v in zip(evidence, signal, strict=True) if v >= 0.8 * best]
+    return Signals(max(covers, default=0.0), any(holds_kind(question, e.norm) for e in near_best),
+                   max(similar, default=0.0))
 
 
 def in_context(rt, ev: Evidence) -> str:
@@ -271,6 +291,14 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
     yield finish(result, verified, reason, started)
 
 
+def meaning_between(rt) -> Callable[[str, str], float]:
+    """Cross-lingual similarity of an answer sentence and its cited text, rescaled like similarity_to."""
+    def score(sentence: str, cited: str) -> float:
+        a, b = rt.embedder.embed([sentence, cited], "query")
+        return min(1.0, max(0.0, (float(a @ b) - 0.7) / 0.2))
+    return score
+
+
 def before_generating(g: Gathered, cfg, strict: bool) -> str:
     """Why the evidence cannot answer, or ''."""
     if not g.evidence:
@@ -285,7 +313,7 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
     cfg, q = rt.cfg, g.question
     if strict and declines(draft):
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
-    verified = verify_answer(draft, g.evidence, cfg.min_support, q.text)
+    verified = verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning)
     problem = ""
     if not verified.citations:
         problem = "no answer sentence is held by the sentence it cites"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
 from rag.patterns import CJK_RUN, MEASURES, NUMBER, SAME_MEASURE, SCALE
+from rag.question import is_english
 from rag.tokens import tokenize
 
 MAX_QUOTE_CHARS = 140
@@ -177,15 +178,23 @@ def sentence_score(norm: str, terms: dict[str, float], queries: list[str]) -> fl
 
 
 def select_evidence(hits: list, queries: list[str], max_n: int,
-                    keep: Callable[[Evidence], bool] | None = None) -> list[Evidence]:
+                    keep: Callable[[Evidence], bool] | None = None,
+                    similarity: Callable[[list[str]], list[float]] | None = None,
+                    dense_share: float = 0.0) -> list[Evidence]:
     """Best few sentences of the retrieved chunks for these query renderings, best first; `keep` may
-    refuse a sentence (one about another place than the question's)."""
+    refuse a sentence (one about another place than the question's). `similarity` scores sentences by
+    meaning (the embedder), weighted `dense_share` against word overlap: paraphrased and English
+    questions share few words with the sentence that answers them."""
     candidates = [(rank, hit.chunk, c) for rank, hit in enumerate(hits) for c in sentence_candidates(hit.chunk)]
     terms = idf_weighted(question_terms(queries), [c[2] for _, _, c in candidates])
+    dense = similarity([c[2] for _, _, c in candidates]) if similarity and dense_share > 0 else None
     scored: list[Evidence] = []
-    for rank, chunk, (start, end, norm) in candidates:
+    for i, (rank, chunk, (start, end, norm)) in enumerate(candidates):
         brevity = min(1.0, 0.5 + len(norm) / 40)  # a bare heading rarely answers anything
-        score = sentence_score(norm, terms, queries) * brevity + 0.05 / (rank + 1)
+        lexical = sentence_score(norm, terms, queries)
+        if dense is not None:
+            lexical = (1 - dense_share) * lexical + dense_share * dense[i]
+        score = lexical * brevity + 0.05 / (rank + 1)
         scored.append(Evidence(chunk.doc, chunk.title, start, end, _raw_slice(chunk, start, end), norm,
                                round(score, 4)))
     scored.sort(key=lambda e: -e.score)
@@ -247,26 +256,47 @@ def split_answer(answer: str) -> list[str]:
     return out
 
 
-def supports(sentence: str, cited: list[Evidence], min_support: float, given: str = "") -> bool:
+@dataclass(frozen=True)
+class Grounding:
+    """What an answer sentence is checked against: the share of its new wording its cited sentence must
+    hold, the question (whose words are never support), and for a sentence with no Chinese words, a
+    cross-lingual similarity to the cited sentence (rescaled 0..1) with its threshold."""
+
+    min_support: float
+    given: str = ""
+    meaning: Callable[[str, str], float] | None = None
+    min_meaning: float = 0.5
+
+
+def supports(sentence: str, cited: list[Evidence], min_support: float, given: str = "",
+             meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5) -> bool:
     """Does the cited evidence hold what this answer sentence adds to the question? Every figure must be
     in the cited evidence (echoing one from the question is no exception: the question may be wrong),
     and most of the sentence's wording that the question did not supply must be in it too. Words echoed
     from the question are never support by themselves: a sentence that adds nothing claims nothing. An
-    English sentence with neither Chinese words nor figures cannot be checked against Chinese sources."""
+    English sentence is held by its figures or, failing those, by its similarity in meaning to the
+    cited Chinese sentence; with neither it cannot be checked, so it does not stand."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
     if unsupported_numbers(norm, text):
         return False
+    english = is_english(sentence)
+    if english and meaning is not None and meaning(sentence, text) < min_meaning:
+        return False
     new_figures = numbers_in(norm) - numbers_in(given)
     new = bigrams(norm) - bigrams(given)
-    if not new:
-        return bool(new_figures)
-    return len(new & bigrams(text)) / len(new) >= min_support
+    if new:
+        return len(new & bigrams(text)) / len(new) >= min_support
+    if bigrams(norm):
+        return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
+    return bool(new_figures) or (english and meaning is not None)
 
 
-def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "") -> Verified:
-    """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m."""
-    given = normalize(question).text
+def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",
+                  meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5) -> Verified:
+    """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m.
+    `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked."""
+    check = Grounding(min_support, normalize(question).text, meaning, min_meaning)
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0
@@ -278,19 +308,19 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             dropped.append(sentence)
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
-        if cited and supports(body, [evidence[i] for i in cited], min_support, given):
-            better = _says_it_better(body, cited, evidence, min_support, given)
+        if cited and _holds(body, [evidence[i] for i in cited], check):
+            better = _says_it_better(body, cited, evidence, check)
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None
             continue
-        fix = _best_support(body, evidence, min_support, given)
+        fix = _best_support(body, evidence, check)
         if fix is not None:
             kept.append((body, [fix]))
             repaired += 1
             continue
         # A sentence joining facts from two sources ("A did 86, B did 276") may stand clause by clause.
         clauses = [c for c in re.split(r"(?<=[，,；;])", body) if c.strip(" ，,；;")]
-        fixes = [_best_support(c, evidence, min_support, given) for c in clauses] if len(clauses) > 1 else [None]
+        fixes = [_best_support(c, evidence, check) for c in clauses] if len(clauses) > 1 else [None]
         if None in fixes:
             dropped.append(sentence)
             continue
@@ -309,13 +339,16 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
     return Verified(text.strip(), citations, dropped, repaired)
 
 
-def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], min_support: float,
-                    given: str) -> int | None:
+def _holds(body: str, cited: list[Evidence], check: Grounding) -> bool:
+    return supports(body, cited, check.min_support, check.given, check.meaning, check.min_meaning)
+
+
+def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], check: Grounding) -> int | None:
     """The one sentence to cite instead, when another says far more of it. Only with wording enough to
     tell (an English sentence naming only 古蔺县 would move to any sentence that names the county)."""
     if len(bigrams(body)) < 4:
         return None
-    best = _best_support(body, evidence, min_support, given)
+    best = _best_support(body, evidence, check)
     if best is None or best in cited:
         return None
     norm = normalize(body).text
@@ -323,11 +356,11 @@ def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], min_s
     return best if coverage(norm, evidence[best].norm) >= said + 0.2 else None
 
 
-def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str) -> int | None:
+def _best_support(text: str, evidence: list[Evidence], check: Grounding) -> int | None:
     """Index of the evidence sentence that alone supports text, preferring the closest wording."""
     norm = normalize(text).text
     ranked = sorted(range(len(evidence)), key=lambda i: -coverage(norm, evidence[i].norm))
-    return next((i for i in ranked if supports(text, [evidence[i]], min_support, given)), None)
+    return next((i for i in ranked if _holds(text, [evidence[i]], check)), None)
 
 
 def _attach(body: str, numbers: list[int]) -> str:

@@ -196,7 +196,7 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
                  ", ".join(changed[:10]) + (" …" if len(changed) > 10 else ""))
     if dropped:
         log.info("dropping %d deleted file(s): %s", len(dropped), ", ".join(dropped[:10]))
-    fresh_vectors = _embed_batched(embedder, [c.norm for c in fresh], progress)
+    fresh_vectors = _embed_new_texts(embedder, [c.norm for c in fresh], old, embedder_id, progress)
     vectors = _assemble_rows(rows, fresh_vectors, embedder.dim)
 
     manifest = {
@@ -218,6 +218,25 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     _write_atomically(cfg.index_dir, manifest, chunks, vectors, dense, bm25, names)
     return Index(manifest, chunks, vectors, dense, bm25, names)
+
+
+def _embed_new_texts(embedder: Embedder, texts: list[str], old: Index | None, embedder_id: str,
+                     progress: bool) -> np.ndarray:
+    """Vectors for these texts; a text the previous index already embedded with the same embedder keeps
+    its vector (a change to cleaning or chunking re-embeds only the chunks whose text changed)."""
+    known: dict[str, int] = {}
+    if old is not None and old.manifest.get("params", {}).get("embedder") == embedder_id:
+        known = {c.norm: i for i, c in enumerate(old.chunks)}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    if known and len(missing) < len(texts):
+        log.info("%d of %d chunk texts already embedded; embedding %d", len(texts) - len(missing), len(texts),
+                 len(missing))
+    computed = _embed_batched(embedder, missing, progress)
+    rows = {t: computed[i] for i, t in enumerate(missing)}
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        out[i] = rows[t] if t in rows else old.vectors[known[t]]
+    return out
 
 
 def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 128) -> np.ndarray:
