@@ -231,12 +231,14 @@ def ask(question: str | None, as_json: bool, model: str | None, k: int | None, c
 @click.option("--model", default=None, help="Generator name (default: the 1.5B).")
 @click.option("--split", type=click.Choice(["all", "tune", "heldout"]), default="all", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions of each suite.")
+@click.option("--every", type=click.IntRange(1), default=1, show_default=True,
+              help="Only every N-th question of each suite (a quick, evenly spread sample).")
 @click.option("--out", "out_root", type=click.Path(file_okay=False), default="reports", show_default=True)
 @click.option("--compare", "compare_dirs", nargs=2, type=click.Path(exists=True, file_okay=False), default=None,
               help="Print metric differences between two report folders and exit.")
 @corpus_option
 def eval_cmd(qa_path: str, suites: tuple[str, ...], retrieval_only: bool, model: str | None, split: str,
-             limit: int | None, out_root: str, compare_dirs: tuple[str, str] | None, corpus: str | None,
+             limit: int | None, every: int, out_root: str, compare_dirs: tuple[str, str] | None, corpus: str | None,
              **_stores) -> None:
     """Run QA sets; write report.json, report.md, failures.md and plots under reports/<timestamp>/."""
     import time
@@ -256,7 +258,7 @@ def eval_cmd(qa_path: str, suites: tuple[str, ...], retrieval_only: bool, model:
     folder = Path(out_root) / time.strftime("%Y%m%d-%H%M%S")
     summaries, llms = {}, {}
     for suite, items in sets:
-        items = [i for i in items if split == "all" or i.split == split][:limit]
+        items = [i for i in items if split == "all" or i.split == split][::every][:limit]
         cfg = make_config(str(suite.corpus))
         rt = Runtime.open(cfg)
         rt.llms = llms  # generators stay loaded from one suite to the next
