@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
+from rag.patterns import CJK_RUN, MEASURES, NUMBER, SAME_MEASURE, SCALE
+from rag.question import is_english
 from rag.tokens import tokenize
 
 MAX_QUOTE_CHARS = 140
@@ -55,27 +57,18 @@ class Verified:
 
 # ---------------------------------------------------------------- numbers
 
-_NUM = re.compile(
-    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
-_MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
-# Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
-_SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位"}
-_SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9,
-          "thousand": 1e3, "k": 1e3}
-
-
 def figures_in(text: str) -> dict[float, set[str]]:
     """Each figure's value (4.72亿 == 472 million; 86.5% stays 86.5) with the measure words written after
     it ('' when none): 12个 and 2808棵 are different facts even in one sentence."""
     figures: dict[float, set[str]] = {}
-    for m in _NUM.finditer(text):
+    for m in NUMBER.finditer(text):
         digits, unit = m.group(1).replace(",", ""), (m.group(2) or "").lower()
         try:
             value = float(digits)
         except ValueError:
             continue
-        if unit in _SCALE:
-            value *= _SCALE[unit]
+        if unit in SCALE:
+            value *= SCALE[unit]
         after = text[m.end():m.end() + 2].lstrip("余多")[:1]  # 30余家, 100多个
         measure = canonical_measure(after)
         figures.setdefault(round(value, 6), set()).add(measure)
@@ -84,7 +77,7 @@ def figures_in(text: str) -> dict[float, set[str]]:
 
 def canonical_measure(ch: str) -> str:
     """The measure word as compared ('' for anything that is not one)."""
-    return _SAME_MEASURE.get(ch, ch) if ch in _MEASURES else ""
+    return SAME_MEASURE.get(ch, ch) if ch in MEASURES else ""
 
 
 def numbers_in(text: str) -> set[float]:
@@ -109,13 +102,12 @@ def _measures_agree(said: set[str], found: set[str]) -> bool:
 
 # ---------------------------------------------------------------- overlap
 
-_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _MARKER = re.compile(r"\s*\[(\d{1,2})\]")
 
 
 def bigrams(text: str) -> set[str]:
     grams = set()
-    for run in _CJK_RUN.findall(text):
+    for run in CJK_RUN.findall(text):
         grams.update(run[i:i + 2] for i in range(len(run) - 1))
         if len(run) == 1:
             grams.add(run)
@@ -186,33 +178,52 @@ def sentence_score(norm: str, terms: dict[str, float], queries: list[str]) -> fl
 
 
 def select_evidence(hits: list, queries: list[str], max_n: int,
-                    keep: Callable[[Evidence], bool] | None = None) -> list[Evidence]:
+                    keep: Callable[[Evidence], bool] | None = None,
+                    similarity: Callable[[list[str]], list[float]] | None = None,
+                    dense_share: float = 0.0) -> list[Evidence]:
     """Best few sentences of the retrieved chunks for these query renderings, best first; `keep` may
-    refuse a sentence (one about another place than the question's)."""
+    refuse a sentence (one about another place than the question's). `similarity` scores sentences by
+    meaning (the embedder), weighted `dense_share` against word overlap: paraphrased and English
+    questions share few words with the sentence that answers them."""
     candidates = [(rank, hit.chunk, c) for rank, hit in enumerate(hits) for c in sentence_candidates(hit.chunk)]
     terms = idf_weighted(question_terms(queries), [c[2] for _, _, c in candidates])
+    dense = similarity([c[2] for _, _, c in candidates]) if similarity and dense_share > 0 else None
     scored: list[Evidence] = []
-    for rank, chunk, (start, end, norm) in candidates:
+    for i, (rank, chunk, (start, end, norm)) in enumerate(candidates):
         brevity = min(1.0, 0.5 + len(norm) / 40)  # a bare heading rarely answers anything
-        score = sentence_score(norm, terms, queries) * brevity + 0.05 / (rank + 1)
+        lexical = sentence_score(norm, terms, queries)
+        if dense is not None:
+            lexical = (1 - dense_share) * lexical + dense_share * dense[i]
+        score = lexical * brevity + 0.05 / (rank + 1)
         scored.append(Evidence(chunk.doc, chunk.title, start, end, _raw_slice(chunk, start, end), norm,
                                round(score, 4)))
     scored.sort(key=lambda e: -e.score)
+    return pick_diverse(scored[:60], terms, max_n, keep)
+
+
+def pick_diverse(scored: list[Evidence], terms: dict[str, float], max_n: int,
+                 keep: Callable[[Evidence], bool] | None = None) -> list[Evidence]:
+    """Greedy choice: each next sentence is the one whose score, discounted by how much of its question
+    coverage the chosen sentences already give, is highest (maximal marginal relevance). A question
+    about two things (英特尔和英伟达的营收) gets a sentence for each, not four about the first."""
     chosen: list[Evidence] = []
-    for ev in scored:
+    covered: set[str] = set()
+    pool = list(scored)
+
+    def gain(ev: Evidence) -> float:
+        held = {t for t in terms if t in ev.norm}
+        weight = sum(terms[t] for t in held) or 1.0
+        return ev.score * (1 - 0.5 * sum(terms[t] for t in held & covered) / weight)
+
+    while pool and len(chosen) < max_n:
+        ev = max(pool, key=gain)
+        pool.remove(ev)
         if any(ev.doc == c.doc and ev.start < c.end and c.start < ev.end for c in chosen):
             continue
         if keep and not keep(ev):
             continue
         chosen.append(ev)
-        if len(chosen) == max_n:
-            break
-    # A question may span documents: make sure the best sentence of a second document, if nearly as good,
-    # is among the evidence rather than a fourth sentence of the first.
-    docs = {e.doc for e in chosen}
-    runner_up = next((e for e in scored if e.doc not in docs and (keep is None or keep(e))), None)
-    if chosen and runner_up and len(docs) == 1 and runner_up.score >= 0.8 * chosen[0].score:
-        chosen[-1] = runner_up
+        covered |= {t for t in terms if t in ev.norm}
     return chosen
 
 
@@ -245,27 +256,47 @@ def split_answer(answer: str) -> list[str]:
     return out
 
 
-def supports(sentence: str, cited: list[Evidence], min_support: float, pool: list[Evidence] = (),
-             given: str = "") -> bool:
-    """Every figure must be in the cited evidence (echoing one from the question is no exception: the
-    question may be wrong); the wording must be covered by the cited evidence together with the other evidence from the same
-    documents (a sentence may name the county its cited clause leaves implicit) and the question itself
-    (an answer that restates a colloquial question is not inventing). An English sentence with
-    neither Chinese words nor figures cannot be checked against Chinese sources, so it does not stand."""
+@dataclass(frozen=True)
+class Grounding:
+    """What an answer sentence is checked against: the share of its new wording its cited sentence must
+    hold, the question (whose words are never support), and for a sentence with no Chinese words, a
+    cross-lingual similarity to the cited sentence (rescaled 0..1) with its threshold."""
+
+    min_support: float
+    given: str = ""
+    meaning: Callable[[str, str], float] | None = None
+    min_meaning: float = 0.5
+
+
+def supports(sentence: str, cited: list[Evidence], min_support: float, given: str = "",
+             meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5) -> bool:
+    """Does the cited evidence hold what this answer sentence adds to the question? Every figure must be
+    in the cited evidence (echoing one from the question is no exception: the question may be wrong),
+    and most of the sentence's wording that the question did not supply must be in it too. Words echoed
+    from the question are never support by themselves: a sentence that adds nothing claims nothing. An
+    English sentence is held by its figures or, failing those, by its similarity in meaning to the
+    cited Chinese sentence; with neither it cannot be checked, so it does not stand."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
-    if unsupported_numbers(norm, text):  # a figure echoed from the question must be in the source too
+    if unsupported_numbers(norm, text):
         return False
-    docs = {e.doc for e in cited}
-    context = text + "".join(e.norm + e.title for e in pool if e.doc in docs) + " " + given
+    english = is_english(sentence)
+    if english and meaning is not None and meaning(sentence, text) < min_meaning:
+        return False
+    new_figures = numbers_in(norm) - numbers_in(given)
+    new = bigrams(norm) - bigrams(given)
+    if new:
+        return len(new & bigrams(text)) / len(new) >= min_support
     if bigrams(norm):
-        return coverage(norm, context) >= min_support
-    return bool(numbers_in(norm) - numbers_in(given))
+        return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
+    return bool(new_figures) or (english and meaning is not None)
 
 
-def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "") -> Verified:
-    """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m."""
-    given = normalize(question).text
+def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",
+                  meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5) -> Verified:
+    """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m.
+    `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked."""
+    check = Grounding(min_support, normalize(question).text, meaning, min_meaning)
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0
@@ -277,19 +308,19 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             dropped.append(sentence)
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
-        if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
-            better = _says_it_better(body, cited, evidence, min_support, given)
+        if cited and _holds(body, [evidence[i] for i in cited], check):
+            better = _says_it_better(body, cited, evidence, check)
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None
             continue
-        fix = _best_support(body, evidence, min_support, given)
+        fix = _best_support(body, evidence, check)
         if fix is not None:
             kept.append((body, [fix]))
             repaired += 1
             continue
         # A sentence joining facts from two sources ("A did 86, B did 276") may stand clause by clause.
         clauses = [c for c in re.split(r"(?<=[，,；;])", body) if c.strip(" ，,；;")]
-        fixes = [_best_support(c, evidence, min_support, given) for c in clauses] if len(clauses) > 1 else [None]
+        fixes = [_best_support(c, evidence, check) for c in clauses] if len(clauses) > 1 else [None]
         if None in fixes:
             dropped.append(sentence)
             continue
@@ -308,30 +339,28 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
     return Verified(text.strip(), citations, dropped, repaired)
 
 
-def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], min_support: float,
-                    given: str) -> int | None:
-    """The one sentence to cite instead, when the cited one holds up only with the pool's or the question's
-    help, or another says far more. Only with wording enough to tell (an English sentence naming only
-    古蔺县 would move to any sentence that names the county)."""
+def _holds(body: str, cited: list[Evidence], check: Grounding) -> bool:
+    return supports(body, cited, check.min_support, check.given, check.meaning, check.min_meaning)
+
+
+def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], check: Grounding) -> int | None:
+    """The one sentence to cite instead, when another says far more of it. Only with wording enough to
+    tell (an English sentence naming only 古蔺县 would move to any sentence that names the county)."""
     if len(bigrams(body)) < 4:
         return None
-    best = _best_support(body, evidence, min_support, given, pool=False)
+    best = _best_support(body, evidence, check)
     if best is None or best in cited:
         return None
-    if not supports(body, [evidence[i] for i in cited], min_support, (), given):
-        return best
     norm = normalize(body).text
     said = coverage(norm, "".join(evidence[i].norm for i in cited))
     return best if coverage(norm, evidence[best].norm) >= said + 0.2 else None
 
 
-def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str,
-                  pool: bool = True) -> int | None:
+def _best_support(text: str, evidence: list[Evidence], check: Grounding) -> int | None:
     """Index of the evidence sentence that alone supports text, preferring the closest wording."""
     norm = normalize(text).text
     ranked = sorted(range(len(evidence)), key=lambda i: -coverage(norm, evidence[i].norm))
-    return next((i for i in ranked if supports(text, [evidence[i]], min_support, evidence if pool else (), given)),
-                None)
+    return next((i for i in ranked if _holds(text, [evidence[i]], check)), None)
 
 
 def _attach(body: str, numbers: list[int]) -> str:

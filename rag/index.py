@@ -57,6 +57,17 @@ class Index:
     names: dict[str, list[str]]
 
 
+def document_frequency(index: Index, word: str) -> tuple[int, int]:
+    """(chunks holding the word, chunks in all), read from the BM25 matrix: no second pass over the text."""
+    scores = getattr(index.bm25, "scores", None) or {}
+    n = int(scores.get("num_docs", len(index.chunks)))
+    vocab = getattr(index.bm25, "vocab_dict", None) or {}
+    if word not in vocab:
+        return 0, n
+    i = vocab[word]
+    return int(scores["indptr"][i + 1] - scores["indptr"][i]), n
+
+
 def _params(cfg: Config, embedder_id: str) -> dict:
     return {"format": FORMAT_VERSION, "embedder": embedder_id, **cfg.index_params()}
 
@@ -230,7 +241,7 @@ def _build(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool, pro
                  ", ".join(changed[:10]) + (" …" if len(changed) > 10 else ""))
     if dropped:
         log.info("dropping %d deleted file(s): %s", len(dropped), ", ".join(dropped[:10]))
-    fresh_vectors = _embed_batched(embedder, [c.norm for c in fresh], progress)
+    fresh_vectors = _embed_new_texts(embedder, [c.norm for c in fresh], old, embedder_id, progress)
     vectors = _assemble_rows(rows, fresh_vectors, embedder.dim)
 
     manifest = {
@@ -255,10 +266,33 @@ def _build(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool, pro
     return Index(manifest, chunks, vectors, dense, bm25, names)
 
 
-def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 64) -> np.ndarray:
-    parts = [embedder.embed(texts[i:i + batch])
-             for i in tqdm(range(0, len(texts), batch), desc="embed", unit="batch", disable=not progress or not texts,
-                           file=sys.stderr)]
+def _embed_new_texts(embedder: Embedder, texts: list[str], old: Index | None, embedder_id: str,
+                     progress: bool) -> np.ndarray:
+    """Vectors for these texts; a text the previous index already embedded with the same embedder keeps
+    its vector (a change to cleaning or chunking re-embeds only the chunks whose text changed)."""
+    known: dict[str, int] = {}
+    if old is not None and old.manifest.get("params", {}).get("embedder") == embedder_id:
+        known = {c.norm: i for i, c in enumerate(old.chunks)}
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    if known and len(missing) < len(texts):
+        log.info("%d of %d chunk texts already embedded; embedding %d", len(texts) - len(missing), len(texts),
+                 len(missing))
+    computed = _embed_batched(embedder, missing, progress)
+    rows = {t: computed[i] for i, t in enumerate(missing)}
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        out[i] = rows[t] if t in rows else old.vectors[known[t]]
+    return out
+
+
+def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 128) -> np.ndarray:
+    """Passages embedded in steps, so the progress bar (chunks, with chunks/s) moves."""
+    parts = []
+    with tqdm(total=len(texts), desc="embed", unit="chunk", disable=not progress or not texts,
+              file=sys.stderr) as bar:
+        for i in range(0, len(texts), batch):
+            parts.append(embedder.embed(texts[i:i + batch], "passage"))
+            bar.update(len(parts[-1]))
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
 
 

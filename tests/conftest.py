@@ -12,6 +12,7 @@ from rag.config import Config
 FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = Path(__file__).resolve().parent.parent
 SMALL_MODEL = "qwen2.5-coder-0.5b"
+PRODUCT_MODEL = "qwen2.5-coder-1.5b"  # the default generator: answer behaviour is tested on it
 
 
 def copy_fixture_corpus(target: Path) -> Path:
@@ -42,3 +43,14 @@ def runtime(cfg):
 @pytest.fixture(scope="session")
 def project_corpus() -> Path:
     return PROJECT / "corpus"
+
+
+@pytest.fixture(scope="session")
+def answer_runtime(cfg):
+    """The fixture corpus answered by the product's own generator (the 0.5B declines answerable questions
+    the 1.5B answers, so refusal behaviour is only meaningful on the 1.5B)."""
+    from dataclasses import replace
+
+    from rag.service import Runtime
+
+    return Runtime.open(replace(cfg, generator=PRODUCT_MODEL, translator=PRODUCT_MODEL), progress=False)

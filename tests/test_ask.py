@@ -1,17 +1,9 @@
 """The answering path end to end with the real 0.5B model on the fixture corpus."""
 
-from rag.ask import (
-    answer,
-    answer_json,
-    asked_measure,
-    asks_for_figure,
-    measures_in,
-    question_lang,
-    refusal_reason,
-    sub_questions,
-    subject_names,
-)
-from rag.cite import Evidence, numbers_in, strip_markers
+from rag.ask import answer, answer_json, sub_questions, subject_names
+from rag.cite import numbers_in, strip_markers
+from rag.decide import holds_kind
+from rag.question import analyse, asked_measure, question_lang
 
 
 def raw_of(runtime, doc):
@@ -27,7 +19,8 @@ def assert_cited_and_exact(runtime, result):
     assert numbers_in(strip_markers(result.answer)) <= numbers_in(cited)
 
 
-def test_cited_answer(runtime):
+def test_cited_answer(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "青禾县设立了多少名河长？")
     assert_cited_and_exact(runtime, result)
     assert "212" in result.answer
@@ -36,19 +29,22 @@ def test_cited_answer(runtime):
     assert set(out) >= {"question", "answer", "refused", "citations"} and out["timings"]["total_s"] > 0
 
 
-def test_traditional_question_gets_traditional_answer(runtime):
+def test_traditional_question_gets_traditional_answer(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "松嶺市2022年旅遊收入是多少？")
     assert_cited_and_exact(runtime, result)
     assert result.lang == "zh-Hant" and "4.2" in result.answer
 
 
-def test_refusal_when_documents_do_not_say(runtime):
+def test_refusal_when_documents_do_not_say(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "青禾县2019年的地表水优良比例是多少？")
     assert result.refused and result.reason
     assert answer(runtime, "What is the population of Mars?").refused
 
 
-def test_injected_instruction_is_not_followed(runtime):
+def test_injected_instruction_is_not_followed(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "城东新区设置了多少个智能回收站？")
     assert "HACKED" not in result.answer.upper()
     if not result.refused:
@@ -58,12 +54,16 @@ def test_injected_instruction_is_not_followed(runtime):
 def test_question_helpers():
     assert question_lang("How many?") == "en" or question_lang("How many river chiefs are there?") == "en"
     assert question_lang("設立了多少名河長") == "zh-Hant"
-    assert asks_for_figure("how many trees") and asks_for_figure("多少") and not asks_for_figure("如何改善")
+    assert analyse("how many trees were planted?").asks == "figure" and analyse("种了多少棵树").asks == "figure"
+    assert analyse("如何改善空气质量").asks == "other" and analyse("大会什么时候举办？").asks == "date"
+    assert analyse("冠军是谁？").asks == "person" and analyse("When did it open?").asks == "date"
+    assert analyse("哪一年建成？").asks == "date" and analyse("建了多少年？").asks == "figure"
 
 
 def test_paired_question_is_split_per_place():
-    assert sub_questions("常德經開區和江源區在綠化方面分別新栽了多少株?") == [
-        ("常德经开区", "常德经开区在绿化方面新栽了多少株?"), ("江源区", "江源区在绿化方面新栽了多少株?")]
+    assert sub_questions("松嶺市和青禾縣在綠化方面分別新栽了多少株?") == [
+        ("松岭市", "松岭市在绿化方面新栽了多少株?"), ("青禾县", "青禾县在绿化方面新栽了多少株?")]
+    assert sub_questions("成都和首都的天气都好吗?") == []  # 都 is no "each" (成都, 首都)
     assert [p.question for p in sub_questions("甲县2017年以来签约的项目数,和乙区新增的企业数,各是多少?")] == [
         "甲县2017年以来签约的项目数多少?", "乙区新增的企业数多少?"]
     assert subject_names("生态城") == {"生态城": True} and subject_names("江源区") == {"江源": True}
@@ -75,34 +75,39 @@ def test_paired_question_is_split_per_place():
 def test_asked_measure_must_be_in_the_best_evidence():
     assert asked_measure("有几个人受了处分?") == "人" and asked_measure("占全市多大比例?") == "%"
     assert asked_measure("哪几种水?") == "" and asked_measure("排第几名?") == ""
-    assert measures_in("可容纳近千人") == {"人"}
-    share_only = [Evidence("a.txt", "t", 0, 14, "有机鱼认证产品数占全市81%", "有机鱼认证产品数占全市81%", 0.6)]
-    assert "个" in refusal_reason("有机鱼认证产品有多少个?", (), share_only, 0.15)
-    assert refusal_reason("有机鱼认证产品占多大比例?", (), share_only, 0.15) == ""
+    share_only = "有机鱼认证产品数占全市81%"
+    assert holds_kind(analyse("有机鱼认证产品占多大比例?"), share_only)
+    assert not holds_kind(analyse("有机鱼认证产品占多大比例?"), "有机鱼认证产品有12个")
+    assert not holds_kind(analyse("大会什么时候举办?"), "大会在上海举办")
+    assert holds_kind(analyse("大会什么时候举办?"), "大会于7月6日在上海举办")
 
 
-def test_paired_question_answered_for_both_places(runtime):
+def test_paired_question_answered_for_both_places(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "松嶺市和青禾县分别投入或收入了多少亿元?")
     assert_cited_and_exact(runtime, result)
     assert {c.doc for c in result.citations} == {"forest.txt", "river.txt"}
     assert "4.2" in result.answer and "3.6" in result.answer
 
 
-def test_english_question_gets_english_answer_quoting_chinese(runtime):
+def test_english_question_gets_english_answer_quoting_chinese(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "How many river chiefs did 青禾县 appoint?")
     assert_cited_and_exact(runtime, result)
     assert result.lang == "en" and "212" in result.answer
     assert "河长212名" in result.answer  # the Chinese it rests on, quoted
 
 
-def test_refusal_when_the_figure_belongs_to_another_place(runtime):
+def test_refusal_when_the_figure_belongs_to_another_place(answer_runtime):
+    runtime = answer_runtime
     """城东新区 has 300 recycling stations; 松岭市 (named in another document) has none reported."""
     result = answer(runtime, "松岭市设置了多少个智能回收站？")
     assert result.refused, result.answer
     assert all(e.doc != "notice.txt" for e in result.evidence)
 
 
-def test_author_and_date_questions_read_the_page_head(runtime):
+def test_author_and_date_questions_read_the_page_head(answer_runtime):
+    runtime = answer_runtime
     result = answer(runtime, "讲清淤河道128公里的那篇报道,发布时间是什么？")
     assert result.evidence and result.evidence[0].doc == "river.txt" and result.evidence[0].start < 40
 
@@ -126,3 +131,25 @@ def test_english_place_names_are_sure_only_with_a_place_noun(runtime):
     assert asked_names(runtime, "How many river chiefs does Qinghe have?", "en") == {"青禾": False}
     assert asked_names(runtime, "青禾县设立了多少名河长？", "zh") == {"青禾": True}
     assert asked_names(runtime, "What is the population of Mars?", "en") == {}
+
+
+MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空气质量的？", "滎經縣怎樣改善空氣質量？",
+           "How did 荥经 improve air quality?", "How did Yingjing county improve its air?"]
+
+
+def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_path_factory):
+    """Five phrasings of the product's own example, on the default corpus with the default generator:
+    each must cite the 96.4% air-quality sentence (not the water-quality one beside it)."""
+    from rag.config import Config
+    from rag.service import Runtime
+
+    from conftest import PRODUCT_MODEL
+
+    rt = Runtime.open(Config(corpus=project_corpus, index_root=tmp_path_factory.mktemp("project-index"),
+                             generator=PRODUCT_MODEL, translator=PRODUCT_MODEL), progress=False)
+    for question in MISSION:
+        result = answer(rt, question)
+        assert not result.refused, (question, result.reason)
+        assert any("96.4%" in c.quote for c in result.citations), (question, result.answer)
+        for c in result.citations:
+            assert raw_of(rt, c.doc)[c.start:c.end] == c.quote
