@@ -6,19 +6,27 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: run test install models index lint bench clean browser
 
+# Each step says what it does and how long it takes; pip shows its own download bars and, while it compiles
+# llama-cpp-python, a spinner on a terminal (a "still running" line a minute elsewhere).
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@test -x $(BIN)/python || { echo "== [1/4] creating $(VENV) (a few seconds)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== [2/4] upgrading pip (under a minute)"
+	$(BIN)/python -m pip install --upgrade --progress-bar on pip
+	@echo "== [3/4] installing the project and its dependencies: first time about 10 minutes, mostly compiling"
+	@echo "==       llama-cpp-python (about 7 minutes on 2 cores); later installs reuse pip's wheel cache (1-2 minutes)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+	@echo "== installed"
 
 install: $(STAMP)
 
 models: install
+	@echo "== [4/4] models: fetched once (about 3 minutes, with progress bars), then only verified (seconds)"
 	$(BIN)/rag models fetch
 
 index: models
+	@echo "== indexing corpus/ if it changed (seconds for the five bundled documents)"
 	$(BIN)/rag index
 
 run: index

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import html
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ import gradio as gr  # noqa: I001
 import rag  # noqa: F401  (sets the offline environment before gradio is imported)
 from rag.ask import Answer, answer_stream
 from rag.brief import Briefing, to_docx, to_markdown, write_briefing
-from rag.cli import make_config, question_error, setup_logging
+from rag.cli import failure_line, make_config, question_error, setup_logging
+from rag.collection import add_file
 from rag.load import SUFFIXES, LoadError, read_raw
 from rag.models import generator_specs
 from rag.service import Runtime
@@ -31,6 +31,7 @@ EXAMPLES = ["荥经县如何改善空气质量？", "江源區的信貸資金是
             "长寿区划定的经开区建设用地面积有多大？"]
 CONTEXT_CHARS = 160
 FORMATS = {"Markdown": ".md", "Word": ".docx"}
+MAX_PASSAGES = 10  # the slider's range; gradio itself refuses values outside it
 
 
 def sources_html(rt: Runtime, result: Answer) -> str:
@@ -71,7 +72,9 @@ def build_app(rt: Runtime) -> gr.Blocks:
     # Downloads live outside the repo and go when the server stops (the object is held by the closure below).
     downloads = tempfile.TemporaryDirectory(prefix="rag-briefings-")
 
-    def respond(question: str, history: list, model: str, k: int):
+    def respond(question: str, history: list, model: str, k: float):
+        """One chat turn. Its settings (model, passages to read) belong to this request alone: nothing
+        shared is written, so one user's slider never changes another user's answers."""
         history = list(history or [])
         error = question_error(question or "")
         if error:
@@ -79,24 +82,28 @@ def build_app(rt: Runtime) -> gr.Blocks:
             yield history, "", "", ""
             return
         history += [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        rt.cfg.k = int(k)
         yield history, "", "<i>searching…</i>", ""
         streamed = ""
-        for item in answer_stream(rt, question, model):
-            if isinstance(item, str):
-                streamed += item
-                history[-1] = {"role": "assistant", "content": streamed}
-                yield history, "", "<i>verifying citations…</i>", ""
-            else:
-                label = "🚫 " if item.refused else ""
-                timing = item.timings.get("total_s", 0)
-                history[-1] = {"role": "assistant", "content": f"{label}{item.answer}\n\n<sub>{timing:.1f} s</sub>"}
-                yield history, "", sources_html(rt, item), passages_html(item)
+        try:
+            for item in answer_stream(rt, question, model, k=int(k)):
+                if isinstance(item, str):
+                    streamed += item
+                    history[-1] = {"role": "assistant", "content": streamed}
+                    yield history, "", "<i>verifying citations…</i>", ""
+                else:
+                    label = "🚫 " if item.refused else ""
+                    timing = item.timings.get("total_s", 0)
+                    history[-1] = {"role": "assistant", "content": f"{label}{item.answer}\n\n<sub>{timing:.1f} s</sub>"}
+                    yield history, "", sources_html(rt, item), passages_html(item)
+        except Exception as exc:  # one line in the chat, not a trace; the server and other users go on
+            history[-1] = {"role": "assistant", "content": f"⚠ {failure_line(exc)}"}
+            yield history, "", "", ""
 
     def upload(files, progress: gr.Progress = gr.Progress()):  # noqa: B008 (gradio injects it)
         if not files:
             return "No file chosen."
         messages, added = [], 0
+        known = {**rt.index.manifest["docs"], **rt.index.manifest.get("skipped", {})}
         for f in files:
             path = Path(f if isinstance(f, str) else f.name)
             if path.suffix.lower() not in SUFFIXES:
@@ -107,9 +114,9 @@ def build_app(rt: Runtime) -> gr.Blocks:
             except LoadError as exc:
                 messages.append(f"✗ {exc}")
                 continue
-            shutil.copy(path, rt.cfg.corpus / path.name)
-            messages.append(f"✓ {path.name} added")
-            added += 1
+            stored, message = add_file(path, rt.cfg.corpus, known)
+            messages.append(message)
+            added += stored is not None
         if added:
             progress(0.3, desc="indexing new files")
             index = rt.refresh(progress=False)
@@ -144,7 +151,7 @@ def build_app(rt: Runtime) -> gr.Blocks:
                     gr.Examples(EXAMPLES, inputs=question)
                 with gr.Column(scale=2):
                     model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
-                    k = gr.Slider(1, 10, value=rt.cfg.k, step=1, label="Passages to read")
+                    k = gr.Slider(1, MAX_PASSAGES, value=rt.cfg.k, step=1, label="Passages to read")
                     gr.Markdown("### Sources")
                     sources = gr.HTML(label="Sources", elem_id="sources")
             with gr.Accordion("Show retrieved passages", open=False):

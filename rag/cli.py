@@ -12,7 +12,10 @@ import click
 
 from rag.config import Config
 
-MAX_QUESTION_CHARS = 2000
+# A question is a sentence or two; 300 characters (~300 tokens) plus the instruction, four evidence sentences
+# and the answer still fit the generator's 2,048-token context. Longer input is refused, never truncated.
+MAX_QUESTION_CHARS = 300
+log = logging.getLogger("rag")
 
 
 class UsageError(click.ClickException):
@@ -59,6 +62,22 @@ def read_questions(question: str | None) -> Iterator[str]:
         text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
         if text.strip() or line.strip(b"\r\n"):
             yield text
+
+
+def failure_line(exc: BaseException) -> str:
+    """An unexpected failure while answering one question, as one short line (the trace goes to -v)."""
+    log.debug("question failed", exc_info=exc)
+    text = " ".join(str(exc).split())[:200]
+    return f"internal error ({type(exc).__name__}{': ' + text if text else ''}); the other questions go on"
+
+
+def fatal_errors() -> tuple[type[BaseException], ...]:
+    """Failures no later question could escape (missing or corrupt model, unreadable index, closed stdout):
+    these still end the batch with one line, as before."""
+    from rag.index import IndexError_
+    from rag.models import ModelError
+
+    return ModelError, IndexError_, BrokenPipeError
 
 
 def emit(obj: dict) -> None:
@@ -149,6 +168,15 @@ def index(corpus: str | None, rebuild: bool, **_stores) -> None:
                err=True)
 
 
+def mark_encodings(obj: dict, index) -> dict:
+    """Hits and citations into a file that is not UTF-8 say its encoding: their offsets index the decoded text."""
+    encodings = index.manifest.get("encodings", {})
+    for item in [*obj.get("hits", []), *obj.get("citations", [])]:
+        if item["doc"] in encodings:
+            item["encoding"] = encodings[item["doc"]]
+    return obj
+
+
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Hits per question.")
@@ -165,15 +193,22 @@ def search(question: str | None, k: int, as_json: bool, no_translate: bool, corp
     if no_translate:
         cfg.translate_queries = False
     rt = Runtime.open(cfg)
+    fatal = fatal_errors()
     for q in read_questions(question):
-        error = question_error(q)
+        retrieval, error = None, question_error(q)
+        try:
+            retrieval = None if error else retrieve_for(rt, q)
+        except fatal:
+            raise
+        except Exception as exc:  # one question's failure is its own line; the batch goes on
+            error = failure_line(exc)
         if error:
             emit({"question": q, "hits": [], "error": error}) if as_json else click.echo(f"error: {error}", err=True)
             continue
-        retrieval = retrieve_for(rt, q)
         if as_json:
-            emit({"question": q, "hits": [hit_json(h) for h in retrieval.hits], "variants": list(retrieval.variants),
-                  "seconds": round(retrieval.seconds, 3)})
+            emit(mark_encodings({"question": q, "hits": [hit_json(h) for h in retrieval.hits],
+                                 "variants": list(retrieval.variants), "seconds": round(retrieval.seconds, 3)},
+                                rt.index))
         else:
             click.echo(f"Q: {q}")
             for i, h in enumerate(retrieval.hits, 1):
@@ -190,7 +225,7 @@ def search(question: str | None, k: int, as_json: bool, no_translate: bool, corp
 def ask(question: str | None, as_json: bool, model: str | None, k: int | None, corpus: str | None,
         **_stores) -> None:
     """Answer each question from the documents, citing the exact source sentences."""
-    from rag.ask import answer_json, answer_stream
+    from rag.ask import answer_json
     from rag.models import model_path
     from rag.service import Runtime
 
@@ -199,26 +234,40 @@ def ask(question: str | None, as_json: bool, model: str | None, k: int | None, c
     rt = Runtime.open(cfg)
     interactive = question is None and sys.stdin is not None and sys.stdin.isatty() and not as_json
     questions = _prompt_loop() if interactive else read_questions(question)
+    fatal = fatal_errors()
     for q in questions:
-        error = question_error(q)
+        final, error = None, question_error(q)
+        try:
+            final = None if error else _answer_one(rt, q, model, echo=not as_json)
+        except fatal:
+            raise
+        except Exception as exc:  # one question's failure is its own line; the batch goes on
+            error = failure_line(exc)
         if error:
             emit({"question": q, "answer": "", "refused": False, "citations": [], "error": error}) if as_json \
                 else click.echo(f"error: {error}", err=True)
-            continue
-        final = None
-        for item in answer_stream(rt, q, model):
-            if isinstance(item, str):
-                if not as_json:
-                    click.echo(item, nl=False, err=True)
-            else:
-                final = item
-        if as_json:
-            emit(answer_json(final))
+        elif as_json:
+            emit(mark_encodings(answer_json(final), rt.index))
         else:
-            click.echo("", err=True)
             click.echo(final.answer)
             for c in final.citations:
                 click.echo(f"  [{c.n}] {c.doc} {c.start}-{c.end}: {c.quote}")
+
+
+def _answer_one(rt, question: str, model: str | None, echo: bool):
+    """The final Answer; with echo, the model's text streams to stderr as it is written."""
+    from rag.ask import answer_stream
+
+    final = None
+    for item in answer_stream(rt, question, model):
+        if isinstance(item, str):
+            if echo:
+                click.echo(item, nl=False, err=True)
+        else:
+            final = item
+    if echo:
+        click.echo("", err=True)
+    return final
 
 
 @cli.command("eval")

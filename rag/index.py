@@ -15,6 +15,8 @@ documents keep their chunks and vectors: only new or changed files are embedded 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -147,11 +150,46 @@ def tuned_nprobe(index: faiss.IndexIVF, vectors: np.ndarray, rng: np.random.Gene
     return min(nprobe, index.nlist)
 
 
+@contextlib.contextmanager
+def build_lock(cfg: Config, wait_s: float = 3600.0, poll_s: float = 0.2) -> Iterator[bool]:
+    """One builder per index at a time, across processes (an upload in the chat during `rag index`).
+    Yields whether it had to wait. The kernel drops the lock when its holder dies, even by SIGKILL."""
+    cfg.index_root.mkdir(parents=True, exist_ok=True)
+    with open(cfg.index_root / f".{cfg.index_dir.name}.lock", "a") as fh:
+        waited, deadline = False, time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    log.info("waiting for another build of this index to finish …")
+                waited = True
+                if time.monotonic() > deadline:
+                    raise IndexError_(f"another build of {cfg.index_dir} has run for over {wait_s / 60:.0f} "
+                                      "minutes; try again when it has finished") from None
+                time.sleep(poll_s)
+        yield waited  # closing the file releases the lock
+
+
 def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool = False,
                 progress: bool = True) -> Index:
-    """Bring the corpus index up to date; returns the index now in place."""
+    """Bring the corpus index up to date; returns the index now in place. A build that waited for another
+    one first looks at what that one left: usually it is already up to date and nothing is written."""
     if not cfg.corpus.is_dir():
         raise IndexError_(f"corpus folder {cfg.corpus} does not exist")
+    with build_lock(cfg) as waited:
+        if waited and not rebuild:
+            try:
+                index = current_index(cfg)
+            except IndexError_:
+                index = None
+            if not is_stale(cfg, index, embedder_id):
+                return index
+        return _build(cfg, embedder, embedder_id, rebuild, progress)
+
+
+def _build(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool, progress: bool) -> Index:
     started = time.perf_counter()
     old = None
     if not rebuild:
@@ -173,11 +211,15 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
     fresh: list[Chunk] = []
     skipped: dict[str, str] = {}
     changed = []
+    old_encodings = old.manifest.get("encodings", {}) if reusable else {}
+    encodings: dict[str, str] = {}  # files that are not UTF-8 (GB18030, Big5): their offsets index decoded text
     for doc, digest in tqdm(state.items(), desc="chunk", unit="file", disable=not progress, file=sys.stderr):
         if old_docs.get(doc) == digest:
             idx = old_by_doc.get(doc, [])
             chunks.extend(old.chunks[i] for i in idx)
             rows.append(old.vectors[idx])
+            if doc in old_encodings:
+                encodings[doc] = old_encodings[doc]
             continue
         try:
             document = load_document(cfg.corpus, cfg.corpus / doc)
@@ -185,6 +227,9 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
             log.warning("%s", exc)
             skipped[doc] = digest
             continue
+        if document.encoding not in ("", "utf-8"):
+            encodings[doc] = document.encoding
+            log.info("%s: read as %s (not UTF-8); its citations index the decoded text", doc, document.encoding)
         changed.append(doc)
         new = chunk_document(document, cfg.chunk_size, cfg.chunk_overlap)
         chunks.extend(new)
@@ -203,6 +248,7 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
         "params": params,
         "docs": {doc: state[doc] for doc in state if doc not in skipped},
         "skipped": skipped,
+        "encodings": encodings,
         "n_chunks": len(chunks),
         "dense": "ivf" if len(chunks) >= cfg.ann_threshold else "flat",
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

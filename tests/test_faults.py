@@ -210,8 +210,9 @@ def write_bad_files(folder: Path) -> dict[str, str]:
 
     (folder / "empty.txt").write_bytes(b"")
     (folder / "binary.txt").write_bytes(random.Random(0).randbytes(4096))
-    (folder / "gbk.txt").write_bytes(ZH.encode("gbk"))
+    (folder / "gbk.txt").write_bytes(ZH.encode("gbk"))  # legacy encodings are read, not skipped: see below
     (folder / "big5.txt").write_bytes(opencc.OpenCC("s2t").convert(ZH).encode("big5"))
+    (folder / "latin1.txt").write_bytes("Résumé: la société a été créée à Genève en 1998.\n".encode("latin-1"))
     for suffix, make in ((".pdf", make_pdf), (".docx", make_docx)):
         whole = folder.parent / f"whole{suffix}"  # outside the corpus
         make(whole)
@@ -222,8 +223,11 @@ def write_bad_files(folder: Path) -> dict[str, str]:
         for _ in range((MAX_BYTES + 1) // len(block) + 1):
             fh.write(block)
         fh.truncate(MAX_BYTES + 1)
-    return {"empty.txt": "empty", "binary.txt": "binary", "gbk.txt": "gb18030", "big5.txt": "big5",
+    return {"empty.txt": "empty", "binary.txt": "binary", "latin1.txt": "not valid utf-8",
             "truncated.pdf": "pdf", "truncated.docx": "docx", "oversized.txt": "limit"}
+
+
+LEGACY = {"gbk.txt": "gb18030", "big5.txt": "big5"}
 
 
 def test_bad_files_are_skipped_with_one_line_each(tmp_path):
@@ -245,8 +249,10 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
         assert len(naming) == 1, (name, naming)
         assert word in naming[0].lower(), naming[0]
     progress = ("chunk:", "embed:", "indexing ", "embedding ", "Building index", "index ready", "dropping ")
+    read_as = [f"{name}: read as {enc} (not UTF-8); its citations index the decoded text"
+               for name, enc in LEGACY.items()]
     noise = [line for line in lines if not line.startswith(progress) and not any(n in line for n in bad)
-             and " chunks from " not in line]
+             and " chunks from " not in line and line not in read_as]
     assert noise == [], noise  # e.g. pypdf's own "EOF marker not found" used to print as a second line
 
     cfg = Config(corpus=corpus, index_root=tmp_path / "index")
@@ -256,7 +262,8 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
     assert set(m["docs"]) | set(m["skipped"]) == every
     assert not set(m["docs"]) & set(m["skipped"])
     assert set(m["skipped"]) == set(bad)
-    assert {"river.txt", "river_copy.txt", "forest.txt", "notice.txt"} <= set(m["docs"])
+    assert {"river.txt", "river_copy.txt", "forest.txt", "notice.txt", *LEGACY} <= set(m["docs"])
+    assert m["encodings"] == LEGACY
 
     questions = "青禾县设立了多少名河长？\n松岭市旅游收入\n城东新区智能回收站\n".encode()
     out = run(["search", "--json", "--no-translate", "--k", "5", "--corpus", str(corpus)], env, stdin=questions)
@@ -269,7 +276,10 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
     for r in results:
         for hit in r["hits"]:
             assert hit["doc"] not in bad
-            assert raw_of(corpus, hit["doc"])[hit["start"]:hit["end"]] == hit["text"]
+            assert hit.get("encoding") == LEGACY.get(hit["doc"]), hit
+            raw = read_raw(corpus / hit["doc"]) if hit["doc"] in LEGACY else raw_of(corpus, hit["doc"])
+            assert raw[hit["start"]:hit["end"]] == hit["text"]
+    assert {"gbk.txt", "big5.txt"} & {h["doc"] for h in results[0]["hits"]}  # 青禾县 is in both
 
 
 def test_size_limit_and_50_mb_file(tmp_path):

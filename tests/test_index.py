@@ -76,3 +76,59 @@ def test_large_index_is_ivf_with_nprobe_tuned_for_recall():
     _, truth = exact.search(queries, 10)
     _, found = index.search(queries, 10)
     assert np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]) >= 0.9
+
+
+def test_second_builder_waits_for_the_first(runtime, fixture_corpus, tmp_path, caplog):
+    """While one build holds the lock another waits; once released it finds the index fresh and writes nothing."""
+    import threading
+    import time
+
+    from rag.index import _build, build_lock
+
+    cfg = Config(corpus=tmp_path / "c", index_root=tmp_path / "idx", chunk_size=120, chunk_overlap=20)
+    shutil.copytree(fixture_corpus, cfg.corpus)
+    emb = CountingEmbedder(runtime.embedder)
+    done: dict[str, object] = {}
+    with caplog.at_level(logging.INFO, logger="rag.index"), build_lock(cfg) as waited:
+        assert not waited
+        worker = threading.Thread(target=lambda: done.update(index=build_index(cfg, emb, "test", progress=False)))
+        worker.start()
+        time.sleep(2)
+        assert worker.is_alive() and not cfg.index_dir.exists()  # waiting, nothing written
+        assert "waiting for another build" in caplog.text
+        first = _build(cfg, emb, "test", rebuild=False, progress=False)  # what the lock holder does
+    worker.join(60)
+    assert not worker.is_alive()
+    assert emb.texts == len(first.chunks)  # the waiting build embedded nothing
+    assert done["index"].manifest["built_at"] == first.manifest["built_at"]
+    builds = cfg.index_dir.parent / f"{cfg.index_dir.name}.builds"
+    assert [p.name for p in builds.iterdir()] == [cfg.index_dir.resolve().name]
+
+
+def test_two_builds_at_once_leave_one_valid_index(runtime, fixture_corpus, project_corpus, tmp_path):
+    """Two `rag index` processes started together on the same collection: both succeed, one index remains."""
+    import os
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "c"
+    shutil.copytree(fixture_corpus, corpus)
+    for f in project_corpus.iterdir():  # enough text that the two builds overlap
+        shutil.copy(f, corpus / f.name)
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "idx")}
+    procs = [subprocess.Popen([sys.executable, "-m", "rag", "index", "--corpus", str(corpus)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    errs = [p.communicate(timeout=600)[1].decode("utf-8", "replace") for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert all("Traceback" not in e for e in errs), errs
+    cfg = Config(corpus=corpus, index_root=tmp_path / "idx")
+    index = current_index(cfg)
+    assert set(index.manifest["docs"]) == {p.name for p in corpus.iterdir()}
+    assert len(index.chunks) == index.dense.ntotal == len(index.vectors) == index.manifest["n_chunks"]
+    for c in index.chunks:
+        assert (corpus / c.doc).read_text(encoding="utf-8")[c.start:c.end] == c.text
+    builds = cfg.index_dir.parent / f"{cfg.index_dir.name}.builds"
+    assert [p.name for p in builds.iterdir()] == [cfg.index_dir.resolve().name]
+    embedded = sum("embedding " in e for e in errs)
+    print(f"\ntwo concurrent builds: {sum('waiting for another build' in e for e in errs)} waited, {embedded} embedded")
+    assert embedded == 1  # the other found the index the first one made (at once, or after waiting)

@@ -5,7 +5,9 @@ from pathlib import Path
 import docx
 import pytest
 
-from rag.load import LoadError, read_raw
+from rag.load import LoadError, read_raw, read_text
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_txt_is_read_as_is(tmp_path: Path):
@@ -17,8 +19,8 @@ def test_txt_is_read_as_is(tmp_path: Path):
 @pytest.mark.parametrize("name,data,why", [
     ("empty.txt", b"", "empty"),
     ("binary.txt", bytes(range(256)) * 4, "binary"),
-    ("gbk.txt", "绿色发展示范区建设".encode("gbk"), "gb18030"),
-    ("big5.txt", "綠色發展示範區".encode("big5"), "big5"),
+    ("latin1.txt", "Société générale à Genève, créée en 1998.".encode("latin-1"), "not valid utf-8"),
+    ("cp1251.txt", "Министерство экологии сообщило о проверке.".encode("cp1251"), "not valid utf-8"),
     ("broken.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", "pdf"),
     ("broken.docx", b"PK\x03\x04 truncated", "docx"),
 ])
@@ -47,3 +49,30 @@ def test_truncated_docx_zip(tmp_path: Path):
     (tmp_path / "t.docx").write_bytes(buf.getvalue()[:40])
     with pytest.raises(LoadError):
         read_raw(tmp_path / "t.docx")
+
+
+@pytest.mark.parametrize("name,text,encoding", [
+    ("gbk.txt", "绿色发展示范区建设", "gb18030"),
+    ("big5.txt", "綠色發展示範區", "big5"),
+    ("crlf.txt", "第一行\r\n第二行：青禾县河长212名。\r\n", "gb18030"),
+])
+def test_legacy_encodings_are_read(tmp_path: Path, name, text, encoding):
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    assert read_text(p) == (text.replace("\r\n", "\n"), encoding)
+
+
+def test_real_text_in_either_legacy_encoding_reads_back_exactly(tmp_path: Path):
+    """Every corpus and fixture document, as GB18030 and (in Traditional script) as Big5: the right encoding
+    is found and the text comes back character for character (Big5 bytes also decode as GB18030)."""
+    import opencc
+
+    s2t = opencc.OpenCC("s2t")
+    sources = [*(PROJECT / "corpus").iterdir(), *(PROJECT / "tests" / "fixtures" / "corpus").iterdir()]
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        for encoding, variant in (("gb18030", text), ("big5", s2t.convert(text))):
+            variant = variant.encode(encoding, errors="replace").decode(encoding)  # what Big5 can hold
+            p = tmp_path / f"{source.stem}-{encoding}.txt"
+            p.write_bytes(variant.encode(encoding))
+            assert read_text(p) == (variant, encoding), (source.name, encoding)

@@ -72,3 +72,49 @@ def test_every_hit_for_the_project_qa_set_is_an_exact_raw_slice(project_runtime)
             c = hit.chunk
             raw = raws.setdefault(c.doc, open(rt.cfg.corpus / c.doc, encoding="utf-8").read())
             assert raw[c.start:c.end] == c.text
+
+
+MILVUS_ROLES = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A Milvus standalone server (the registry package `milvus`, 2.3.5: the server binary with embedded etcd)
+    in a temporary folder, every role announcing 127.0.0.1; skipped when the package is absent or it won't start."""
+    import os
+
+    milvus = pytest.importorskip("milvus", reason="the Milvus server package is not installed (pip install milvus==2.3.5)")
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")  # its health check uses urllib
+    server = milvus.MilvusServer()
+    server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    server.config.extra_configs.update({f"{role}.ip": "127.0.0.1" for role in MILVUS_ROLES})
+    try:
+        server.start()
+    except Exception as exc:  # no binary for this platform, ports taken, too slow a machine …
+        server.stop()
+        pytest.skip(f"the Milvus server did not start: {type(exc).__name__}: {exc}")
+    yield f"http://127.0.0.1:{server.listen_port}", milvus.__version__
+    server.stop()
+
+
+def test_milvus_server_same_top5_as_faiss(project_runtime, milvus_server, tmp_path):
+    """Index into a real server, search every question of eval/qa.jsonl, compare with FAISS; then an update."""
+    uri, version = milvus_server
+    rt = project_runtime
+    cfg = Config(**{**rt.cfg.__dict__, "store": "milvus", "milvus_uri": uri})
+    server = open_store(cfg, rt.index, rt.embedder.dim)
+    assert server.stored_ids() == {c.id for c in rt.index.chunks}
+    faiss_store = FaissStore(rt.index.dense)
+    items = load_qa(PROJECT / "eval" / "qa.jsonl")
+    differences = []
+    for item in items:
+        a = search(rt.index, rt.embedder, item.q, 5, store=faiss_store)
+        b = search(rt.index, rt.embedder, item.q, 5, store=server)
+        if [h.chunk.doc for h in a] != [h.chunk.doc for h in b]:
+            differences.append(item.id)
+    print(f"\nMilvus server {version}: {len(items) - len(differences)}/{len(items)} questions with the same top-5 "
+          "documents as FAISS")
+    assert differences == [], f"top-5 documents differ for {differences}"
+    assert server.sync([c.id for c in rt.index.chunks[:-3]], rt.index.vectors[:-3]) == (0, 3)
+    assert server.sync([c.id for c in rt.index.chunks], rt.index.vectors) == (3, 0)
+    server.close()

@@ -242,6 +242,74 @@ def test_upload_docx_becomes_answerable(ui_url, ui_corpus, tmp_path):
     assert MARKER.search(answer) and "212" in answer and "class='source'" in sources, answer
 
 
+def test_upload_never_overwrites(ui_url, ui_corpus, tmp_path):
+    """Same name and content: already there. Same name, other content: kept under a new name, both stay."""
+    from gradio_client import handle_file
+
+    client = _client(ui_url)
+    original = (FIXTURES / "corpus" / "river.txt").read_bytes()
+    same = tmp_path / "same" / "river.txt"
+    same.parent.mkdir()
+    same.write_bytes(original)
+    status = client.submit([handle_file(str(same))], api_name="/upload").result(timeout=ANSWER_TIMEOUT)
+    assert status == "= river.txt: already in the collection", status
+
+    other = tmp_path / "other" / "river.txt"
+    other.parent.mkdir()
+    other.write_text("白鹭镇2023年新建人工湿地7处，修复河岸带15公里。\n", encoding="utf-8")
+    status = client.submit([handle_file(str(other))], api_name="/upload").result(timeout=ANSWER_TIMEOUT)
+    first = status.splitlines()[0]
+    assert first.startswith("✓ river.txt added as river-2.txt") and "kept" in first, status
+    assert (ui_corpus / "river.txt").read_bytes() == original
+    assert (ui_corpus / "river-2.txt").read_bytes() == other.read_bytes()
+    status = client.submit([handle_file(str(other))], api_name="/upload").result(timeout=ANSWER_TIMEOUT)
+    assert status == "= river.txt: already in the collection as river-2.txt", status
+
+    history, _, sources, _ = _ask(client, "白鹭镇新建了多少处人工湿地？")
+    cited = {doc for _, doc, _ in SOURCE.findall(sources)}
+    assert "river-2.txt" in cited and "7" in _last_answer(history), (history, sources)
+    history, _, sources, _ = _ask(client, RIVER_QUESTION)
+    assert "212" in _last_answer(history), history
+
+
+def _passages(passages_html: str) -> int:
+    return passages_html.count("<li>")
+
+
+def test_two_clients_each_get_their_own_k(ui_url, tmp_path):
+    """k=1 and k=8 submitted at the same moment: each answer reads its own number of passages, and the
+    server's own setting is untouched (a later request with k=5 reads 5)."""
+    from gradio_client import handle_file
+
+    long_doc = tmp_path / "changshou.txt"  # one real report: enough chunks for eight passages
+    long_doc.write_bytes((PROJECT / "corpus" / "000_e82d20db0e0dda62.txt").read_bytes())
+    status = _client(ui_url).submit([handle_file(str(long_doc))], api_name="/upload").result(timeout=ANSWER_TIMEOUT)
+    assert "changshou.txt" in status, status
+    question = "长寿区划定的经开区建设用地面积有多大？"
+    start = threading.Barrier(2)
+    results: dict[int, tuple | BaseException] = {}
+
+    def worker(k: int) -> None:
+        try:
+            client = _client(ui_url)
+            start.wait(timeout=120)
+            results[k] = _ask(client, question, k=k)
+        except BaseException as exc:  # reported below
+            results[k] = exc
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in (1, 8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=2 * ANSWER_TIMEOUT)
+    for k in (1, 8):
+        assert isinstance(results.get(k), tuple), results.get(k)
+        history, _, _, passages = results[k]
+        assert _last_answer(history), history
+        assert _passages(passages) == k, (k, passages)
+    assert _passages(_ask(_client(ui_url), question, k=5)[3]) == 5
+
+
 def test_concurrent_questions_all_answered(ui_url):
     questions = [RIVER_QUESTION, "松岭市2022年旅游收入是多少？", "城东新区设置了多少个智能回收站？",
                  "青禾县建成了几座污水处理厂？", "How many river chiefs does Qinghe county have?",
