@@ -1,0 +1,205 @@
+"""Planning a briefing by theme: the passages most about a topic, near-duplicates merged, grouped.
+
+A briefing organised by file repeats itself and mixes subjects; one organised by theme reads like a
+report. So the topic is searched widely, the hits are cut into sentences (exact raw spans), each is
+scored against the topic, the same story told by several pages is kept once, and what remains is
+clustered on meaning (embeddings) and wording (TF-IDF over jieba words). Each cluster is one section,
+headed by the words that set it apart from the others. Everything here is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import jieba
+import numpy as np
+
+from rag.cite import bigrams
+from rag.clean import normalize, sentence_spans
+from rag.tokens import STOPWORDS
+
+MAX_PASSAGE = 120  # normalised characters: a longer sentence is cut at clause marks
+# Words a topic is phrased with that say nothing about its content.
+GENERIC = frozenset("各地 各级 如何 怎样 推进 推动 开展 加强 情况 进展 措施 做法 工作 有关 相关 方面 主要 哪些 "
+                    "采取 实施 进行 通过 积极 不断 持续 全面 深入 一个 我们 他们 表示 目前 已经 今年 去年 其中".split())
+# Short page furniture: bylines, datelines, sharing widgets, image notes.
+_FURNITURE = re.compile(r"记者|来源[:：]|编辑|发布时间|日期[:：]|版权|ICP|首页|字体|分享|扫一扫|点击|图片|资料图|原标题|通讯员")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One source sentence (or clause window): an exact raw span and its normalised text."""
+
+    doc: str
+    title: str
+    start: int
+    end: int
+    quote: str  # raw[start:end] of the document
+    norm: str  # what the model reads and what checks run against
+    score: float = 0.0
+    also: tuple[str, ...] = ()  # other documents telling the same thing (near-duplicates merged here)
+
+
+@dataclass
+class Theme:
+    heading: str
+    passages: list[Passage]  # best first
+
+    @property
+    def docs(self) -> list[str]:
+        return list(dict.fromkeys(p.doc for p in self.passages))
+
+
+def sentences_of(chunk) -> list[Passage]:
+    """Sentences of a chunk with their raw spans; long ones cut into clause windows."""
+    local = normalize(chunk.text)
+    out = []
+    for a, b in sentence_spans(local.text):
+        for x, y in _windows(local.text, a, b):
+            text = local.text[x:y].strip()
+            if _is_content(text):
+                ra, rb = local.raw_span(x, y)
+                out.append(Passage(chunk.doc, chunk.title, chunk.start + ra, chunk.start + rb,
+                                   chunk.text[ra:rb], text))
+    return out
+
+
+def _windows(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """[a, b) cut after clause marks into pieces of at most MAX_PASSAGE characters (when marks allow)."""
+    spans, begin, last = [], a, a
+    for m in re.finditer(r"[；;，,：:]", text[a:b]):
+        cut = a + m.end()
+        if cut - begin > MAX_PASSAGE and last > begin:
+            spans.append((begin, last))
+            begin = last
+        last = cut
+    spans.append((begin, b))
+    return [(x, y) for x, y in spans if y > x]
+
+
+def _is_content(text: str) -> bool:
+    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
+    return cjk >= 12 and not (len(text) < 40 and _FURNITURE.search(text))
+
+
+def topic_terms(topic: str) -> list[str]:
+    """The content words of a topic (循环经济 from 各地如何推进循环经济)."""
+    words = [w for w in jieba.lcut_for_search(normalize(topic).text) if re.search(r"[\w\u4e00-\u9fff]", w)]
+    return [w for w in dict.fromkeys(words) if w not in STOPWORDS and w not in GENERIC and len(w) >= 2]
+
+
+def score_passages(passages: list[Passage], topic_vec: np.ndarray, vecs: np.ndarray,
+                   terms: list[str]) -> list[Passage]:
+    """Relevance = meaning (cosine to the topic) plus wording (share of the topic's content words)."""
+    weight = {t: len(t) for t in terms}
+    total = sum(weight.values()) or 1
+    scored = []
+    for p, v in zip(passages, vecs, strict=True):
+        lexical = sum(w for t, w in weight.items() if t in p.norm) / total
+        scored.append(replace(p, score=round(0.5 * float(v @ topic_vec) + 0.5 * lexical, 4)))
+    return scored
+
+
+def same_story(a: str, b: str, threshold: float = 0.7) -> bool:
+    """Near-duplicate wording: most of the shorter text's bigrams are in the longer one."""
+    ga, gb = bigrams(a), bigrams(b)
+    return bool(ga and gb) and len(ga & gb) / min(len(ga), len(gb)) >= threshold
+
+
+def merge_duplicates(passages: list[Passage]) -> list[Passage]:
+    """Keep the best-scored telling of each story; the others' documents are noted in `also`."""
+    kept: list[Passage] = []
+    for p in sorted(passages, key=lambda p: -p.score):
+        twin = next((i for i, k in enumerate(kept) if same_story(p.norm, k.norm)), None)
+        if twin is None:
+            kept.append(p)
+        elif p.doc != kept[twin].doc and p.doc not in kept[twin].also:
+            kept[twin] = replace(kept[twin], also=(*kept[twin].also, p.doc))
+    return kept
+
+
+def cluster(vecs: np.ndarray, texts: list[str], n: int) -> list[int]:
+    """Labels 0..n-1: agglomerative (Ward) on embeddings joined with TF-IDF of the words."""
+    if n <= 1 or len(texts) <= n:
+        return list(range(len(texts))) if len(texts) <= n else [0] * len(texts)
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tfidf = TfidfVectorizer(tokenizer=_content_words, lowercase=False, token_pattern=None).fit_transform(texts)
+    features = np.hstack([vecs, tfidf.toarray()])
+    features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-9
+    return AgglomerativeClustering(n_clusters=n, linkage="ward").fit_predict(features).tolist()
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in jieba.lcut(text) if len(w) >= 2 and re.fullmatch(r"[\u4e00-\u9fff]+", w)
+            and w not in STOPWORDS and w not in GENERIC]
+
+
+def headings(groups: list[list[Passage]], terms: list[str], max_words: int = 2) -> list[str]:
+    """Each group's heading: the words frequent in it and rare in the others (class TF-IDF)."""
+    counts = [Counter(w for p in g for w in set(_content_words(p.norm))) for g in groups]
+    df = Counter(w for c in counts for w in c)
+    skip = set(terms) | {ch for t in terms for ch in _content_words(t)}
+    out = []
+    for c, g in zip(counts, groups, strict=True):
+        ranked = sorted(c, key=lambda w: (-c[w] * math.log(1 + len(groups) / df[w]) * min(len(w), 4), w))
+        words: list[str] = []
+        for w in ranked:
+            if w in skip or any(w in x or x in w for x in words):
+                continue
+            words.append(w)
+            if len(words) == max_words:
+                break
+        out.append("、".join(words) or _clause(g[0].norm))
+    return out
+
+
+def _clause(text: str, limit: int = 12) -> str:
+    first = re.split(r"[，,；;。：:]", text)[0]
+    return first if len(first) <= limit else first[:limit] + "…"
+
+
+def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
+    """The `limit` sentences most about the topic across the collection, near-duplicates merged.
+
+    Sentences far below the best are left out, so a document with nothing on the topic adds nothing."""
+    from rag.ask import retrieve_for
+
+    hits = retrieve_for(rt, topic, k=k).hits
+    seen: dict[str, list[tuple[int, int]]] = {}
+    passages = []
+    for hit in hits:
+        for p in sentences_of(hit.chunk):
+            spans = seen.setdefault(p.doc, [])
+            if any(p.start < b and a < p.end for a, b in spans):  # chunks overlap
+                continue
+            spans.append((p.start, p.end))
+            passages.append(p)
+    if not passages:
+        return []
+    vecs = rt.embedder.embed([normalize(topic).text] + [p.norm for p in passages])
+    scored = score_passages(passages, vecs[0], vecs[1:], topic_terms(topic))
+    best = max(p.score for p in scored)
+    relevant = [p for p in scored if p.score >= RELATIVE_FLOOR * best]
+    return merge_duplicates(relevant)[:limit]
+
+
+RELATIVE_FLOOR = 0.6  # a sentence scoring below this share of the best one is not about the topic
+
+
+def plan(rt, topic: str, sections: int = 5, per_section: int = 5) -> list[Theme]:
+    """Up to `sections` themes (fewer when the documents say little), strongest first."""
+    passages = gather(rt, topic, sections * per_section)
+    if not passages:
+        return []
+    n = min(sections, max(1, len(passages) // 3))
+    vecs = rt.embedder.embed([p.norm for p in passages])
+    labels = cluster(vecs, [p.norm for p in passages], n)
+    groups = [[p for p, label in zip(passages, labels, strict=True) if label == g] for g in sorted(set(labels))]
+    groups = [sorted(g, key=lambda p: -p.score)[:per_section] for g in groups]
+    groups.sort(key=lambda g: -sum(p.score for p in g[:3]))
+    return [Theme(h, g) for h, g in zip(headings(groups, topic_terms(topic)), groups, strict=True)]
