@@ -175,7 +175,7 @@ EXAMPLE = ("主题：各地如何推进垃圾分类\n资料：\n[1] 白石镇在
            "[2] 青山区建成餐厨垃圾处理厂1座,日处理能力200吨。\n[3] 白石镇计划到2025年实现生活垃圾回收利用率35%。",
            "白石镇设置智能回收站120个，居民参与率达到80%[1]。青山区建成餐厨垃圾处理厂1座，日处理能力200吨[2]。"
            "白石镇计划到2025年实现生活垃圾回收利用率35%[3]。")
-SUMMARY_ASK = "用一句话概括上面资料的要点，只写资料里有的内容，句末标出资料编号。"
+SUMMARY_ASK = "用一句不超过50字的话概括上面资料的共同要点，只用资料里的说法，句末标出资料编号。"
 
 
 def section_messages(topic: str, evidence: list[Passage], ask: str = "") -> list[dict]:
@@ -185,7 +185,7 @@ def section_messages(topic: str, evidence: list[Passage], ask: str = "") -> list
             {"role": "assistant", "content": EXAMPLE[1]}, {"role": "user", "content": user}]
 
 
-def draft(rt, model: str | None, messages: list[dict], max_tokens: int = 220) -> str:
+def draft(rt, model: str | None, messages: list[dict], max_tokens: int = 180) -> str:
     from rag.generate import complete
 
     text, _ = complete(rt.llm(model or rt.cfg.generator), messages, rt.cfg, max_tokens=max_tokens)
@@ -213,8 +213,8 @@ def write_summary(rt, model: str | None, topic: str, b: Briefing) -> list[Claim]
     evidence = [Passage(x.doc, x.title, x.start, x.end, x.quote, _norm(x.quote)) for x in firsts]
     if len(evidence) < 2:
         return []
-    claims = claims_from(draft(rt, model, section_messages(topic, evidence, SUMMARY_ASK), 120), evidence, topic)
-    return [Claim(text, [firsts[i].n for i in cites], round(cov, 3)) for text, cites, cov in claims[:2]]
+    claims = claims_from(draft(rt, model, section_messages(topic, evidence, SUMMARY_ASK), 80), evidence, topic)
+    return [Claim(text, [firsts[i].n for i in cites], round(cov, 3)) for text, cites, cov in claims[:1]]
 
 
 # ---------------------------------------------------------------- assembling
@@ -329,10 +329,10 @@ def to_markdown(b: Briefing) -> str:
         lines += ["".join(_marked(c) for c in b.summary), ""]
     for s in b.sections:
         lines += [f"## {s.heading}", "", s.text, ""]
-    if b.sources:
-        lines += ["## Sources", "", *(f"{s.n}. {_source_line(s)}" for s in b.sources), ""]
     if b.errors:
         lines += ["## Not included", "", *(f"- {e}" for e in b.errors), ""]
+    if b.sources:
+        lines += ["## Sources", "", *(f"{s.n}. {_source_line(s)}" for s in b.sources), ""]
     return "\n".join(lines)
 
 

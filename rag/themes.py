@@ -23,7 +23,7 @@ from rag.tokens import STOPWORDS
 
 MAX_PASSAGE = 120  # normalised characters: a longer sentence is cut at clause marks
 # Words a topic is phrased with that say nothing about its content.
-GENERIC = frozenset("各地 各级 如何 怎样 推进 推动 开展 加强 情况 进展 措施 做法 工作 有关 相关 方面 主要 哪些 "
+GENERIC = frozenset("发展 坚持 理念 各地 各级 如何 怎样 推进 推动 开展 加强 情况 进展 措施 做法 工作 有关 相关 方面 主要 哪些 "
                     "采取 实施 进行 通过 积极 不断 持续 全面 深入 一个 我们 他们 表示 目前 已经 今年 去年 其中".split())
 # Short page furniture: bylines, datelines, sharing widgets, image notes.
 _FURNITURE = re.compile(r"记者|来源[:：]|编辑|发布时间|日期[:：]|版权|ICP|首页|字体|分享|扫一扫|点击|图片|资料图|原标题|通讯员")
@@ -93,13 +93,18 @@ def topic_terms(topic: str) -> list[str]:
 
 def score_passages(passages: list[Passage], topic_vec: np.ndarray, vecs: np.ndarray,
                    terms: list[str]) -> list[Passage]:
-    """Relevance = meaning (cosine to the topic) plus wording (share of the topic's content words)."""
-    weight = {t: len(t) for t in terms}
-    total = sum(weight.values()) or 1
+    """Relevance = meaning plus wording. Cosines are rescaled to 0..1 over the candidates (embedders give
+    every Chinese sentence a high baseline similarity); topic words are weighted by length and rarity
+    among the candidates (经济 in most sentences says less than 循环经济)."""
+    cos = vecs @ topic_vec
+    cos = (cos - cos.min()) / (np.ptp(cos) or 1.0)
+    n = len(passages)
+    weight = {t: len(t) * math.log(1 + (n + 1) / (1 + sum(t in p.norm for p in passages))) for t in terms}
+    total = sum(weight.values()) or 1.0
     scored = []
-    for p, v in zip(passages, vecs, strict=True):
+    for p, c in zip(passages, cos, strict=True):
         lexical = sum(w for t, w in weight.items() if t in p.norm) / total
-        scored.append(replace(p, score=round(0.5 * float(v @ topic_vec) + 0.5 * lexical, 4)))
+        scored.append(replace(p, score=round(0.5 * float(c) + 0.5 * lexical, 4)))
     return scored
 
 
@@ -139,17 +144,33 @@ def _content_words(text: str) -> list[str]:
             and w not in STOPWORDS and w not in GENERIC]
 
 
+_HEADING_POS = ("n", "nz", "vn", "nt", "nr", "ns", "l")  # nouns, verbal nouns, names, set phrases
+
+
+def _heading_words(text: str) -> set[str]:
+    from jieba import posseg
+
+    return {w for w, flag in posseg.lcut(text) if flag.startswith(_HEADING_POS) and len(w) >= 2
+            and re.fullmatch(r"[\u4e00-\u9fff]+", w) and w not in STOPWORDS and w not in GENERIC}
+
+
 def headings(groups: list[list[Passage]], terms: list[str], max_words: int = 2) -> list[str]:
-    """Each group's heading: the words frequent in it and rare in the others (class TF-IDF)."""
-    counts = [Counter(w for p in g for w in set(_content_words(p.norm))) for g in groups]
+    """Each group's heading: the nouns frequent in it and rare in the others (class TF-IDF)."""
+    counts: list[Counter] = []
+    for g in groups:  # each word counts by the relevance of the sentences using it
+        c: Counter = Counter()
+        for p in g:
+            for w in _heading_words(p.norm):
+                c[w] += p.score
+        counts.append(c)
     df = Counter(w for c in counts for w in c)
-    skip = set(terms) | {ch for t in terms for ch in _content_words(t)}
-    out = []
+    skip = set(terms)
+    out: list[str] = []
     for c, g in zip(counts, groups, strict=True):
         ranked = sorted(c, key=lambda w: (-c[w] * math.log(1 + len(groups) / df[w]) * min(len(w), 4), w))
         words: list[str] = []
         for w in ranked:
-            if w in skip or any(w in x or x in w for x in words):
+            if w in skip or any(w in x or x in w for x in words) or "、".join([*words, w]) in out:
                 continue
             words.append(w)
             if len(words) == max_words:
@@ -169,7 +190,8 @@ def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
     Sentences far below the best are left out, so a document with nothing on the topic adds nothing."""
     from rag.ask import retrieve_for
 
-    hits = retrieve_for(rt, topic, k=k).hits
+    retrieval = retrieve_for(rt, topic, k=k)
+    hits = retrieval.hits
     seen: dict[str, list[tuple[int, int]]] = {}
     passages = []
     for hit in hits:
@@ -182,13 +204,14 @@ def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
     if not passages:
         return []
     vecs = rt.embedder.embed([normalize(topic).text] + [p.norm for p in passages])
-    scored = score_passages(passages, vecs[0], vecs[1:], topic_terms(topic))
-    best = max(p.score for p in scored)
-    relevant = [p for p in scored if p.score >= RELATIVE_FLOOR * best]
-    return merge_duplicates(relevant)[:limit]
+    terms = topic_terms(" ".join([topic, *retrieval.variants]))  # an English topic's Chinese rendering
+    if not any(t in p.norm for t in terms for p in passages):
+        return []  # not one sentence uses a word of the topic: the collection does not cover it
+    scored = score_passages(passages, vecs[0], vecs[1:], terms)
+    return merge_duplicates([p for p in scored if p.score >= FLOOR])[:limit]
 
 
-RELATIVE_FLOOR = 0.6  # a sentence scoring below this share of the best one is not about the topic
+FLOOR = 0.3  # on the 0..1 scale of score_passages: below it a sentence is about something else
 
 
 def plan(rt, topic: str, sections: int = 5, per_section: int = 5) -> list[Theme]:
