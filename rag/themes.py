@@ -109,9 +109,18 @@ def score_passages(passages: list[Passage], topic_vec: np.ndarray, vecs: np.ndar
 
 
 def same_story(a: str, b: str, threshold: float = 0.7) -> bool:
-    """Near-duplicate wording: most of the shorter text's bigrams are in the longer one."""
+    """Near-duplicate wording: most of the shorter text's bigrams are in the longer one; or half of them
+    are and the two give the same two or more figures (44名运动员, 23名女运动员: one story, retold)."""
     ga, gb = bigrams(a), bigrams(b)
-    return bool(ga and gb) and len(ga & gb) / min(len(ga), len(gb)) >= threshold
+    if not (ga and gb):
+        return False
+    shared = len(ga & gb) / min(len(ga), len(gb))
+    return shared >= threshold or (shared >= 0.5 and len(_figures(a) & _figures(b)) >= 2)
+
+
+def _figures(text: str) -> set[str]:
+    """Figures other than years (a year is shared by every story of its season)."""
+    return {f for f in re.findall(r"\d+(?:\.\d+)?", text) if not re.fullmatch(r"(?:19|20)\d\d", f)}
 
 
 def merge_duplicates(passages: list[Passage]) -> list[Passage]:
@@ -134,7 +143,10 @@ def cluster(vecs: np.ndarray, texts: list[str], n: int) -> list[int]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     tfidf = TfidfVectorizer(tokenizer=_content_words, lowercase=False, token_pattern=None).fit_transform(texts)
-    features = np.hstack([vecs, tfidf.toarray()])
+    # Centred, so what every sentence shares (embedders give Chinese text a high baseline) does not count.
+    meaning = vecs - vecs.mean(axis=0)
+    meaning /= np.linalg.norm(meaning, axis=1, keepdims=True) + 1e-9
+    features = np.hstack([meaning, tfidf.toarray()])
     features /= np.linalg.norm(features, axis=1, keepdims=True) + 1e-9
     return AgglomerativeClustering(n_clusters=n, linkage="ward").fit_predict(features).tolist()
 
