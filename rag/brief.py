@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from rag.cite import bigrams
 from rag.clean import TONE_VOWELS, normalize
-from rag.themes import Passage, Theme, plan, same_story
+from rag.themes import Passage, Theme, headings, plan, same_story, topic_terms
 
 log = logging.getLogger("rag.brief")
 MIN_COVERAGE = 0.8  # share of a sentence's own bigrams (beyond the topic's) found in its cited quotes
@@ -80,15 +80,19 @@ class Progress:
 
 
 def _marked(c: Claim) -> str:
+    """The sentence with its markers before the full stop (after a closing quotation mark: 。”[1])."""
+    marks = "".join(f"[{n}]" for n in c.cites)
+    if c.text[-1:] in "”’」』)）":
+        return c.text + marks
     body, end = (c.text[:-1], c.text[-1]) if c.text[-1:] in "。！？" else (c.text, "。")
-    return body + "".join(f"[{n}]" for n in c.cites) + end
+    return body + marks + end
 
 
 # ---------------------------------------------------------------- checking sentences against quotes
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _MARK = re.compile(r"\s*\[(\d{1,2})\]")
-_SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+|$)(?:\s*\[\d{1,2}\])*")
+_SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）]*|$)(?:\s*\[\d{1,2}\])*")
 _CLAUSE = re.compile(r"[^，,；;]+(?:[，,；;]|$)(?:\s*\[\d{1,2}\])*")
 _OPENING = re.compile(r"^(.{2,40}?)(?:[，,：:；;]|(?:主要)?包括|主要有|有以下|如下)")
 
@@ -130,6 +134,20 @@ def restating_opening(text: str, topic: str) -> int:
     return m.end() if len(shared) >= 2 and len(shared) >= 0.5 * len(grams) else 0
 
 
+def inserted_topic(text: str, topic: str, evidence: list[Passage]) -> int:
+    """Length of an opening copied from the topic (2022年北京冬奥会火炬接力…) where no quote has it, else 0:
+    the model prefixing every sentence with the topic is restating it, not reporting."""
+    t = _norm(topic)
+    pairs = {t[i:i + 2] for i in range(len(t) - 1)}
+    n = 0
+    while n + 1 < len(text) and text[n:n + 2] in pairs:
+        n += 1
+    n = n + 1 if n else 0
+    if n < 4 or any(text[:n + 4] in e.norm for e in evidence):
+        return 0
+    return n + (text[n:n + 1] == "的")
+
+
 def recite(text: str, evidence: list[Passage], topic: str) -> tuple[list[int], float] | None:
     """The fewest evidence sentences (one, else two) that hold the text, best covered first."""
     singles = [([i], holds(text, [e.norm], topic)) for i, e in enumerate(evidence)]
@@ -147,7 +165,8 @@ def hold(sentence: str, evidence: list[Passage], topic: str) -> list[tuple[str, 
     none). Markers are 1-based into `evidence`; the claims' cites are 0-based."""
     cites = sorted({int(n) - 1 for n in _MARK.findall(sentence) if 0 < int(n) <= len(evidence)})
     body = _MARK.sub("", sentence).strip()
-    body = body[restating_opening(body, topic):].lstrip("，,：:；; ").rstrip("，,；;：: ")
+    body = body[restating_opening(body, topic):].lstrip("，,：:；; ")
+    body = body[inserted_topic(body, topic, evidence):].lstrip("，,：:；; ").rstrip("，,；;：: ")
     if cites:
         cov = holds(body, [evidence[i].norm for i in cites], topic)
         if cov:
@@ -158,7 +177,19 @@ def hold(sentence: str, evidence: list[Passage], topic: str) -> list[tuple[str, 
     clauses = [c.group() for c in _CLAUSE.finditer(sentence) if _MARK.sub("", c.group()).strip(" ，,；;。")]
     if len(clauses) < 2:
         return []
-    return [claim for c in clauses for claim in hold(c, evidence, topic)]
+    return _joined([claim for c in clauses for claim in hold(c, evidence, topic)], evidence, topic)
+
+
+def _joined(claims: list[tuple[str, list[int], float]], evidence: list[Passage], topic: str) -> list[tuple]:
+    """Neighbouring clauses that stand on the same quotes become one sentence again."""
+    out: list[tuple[str, list[int], float]] = []
+    for text, cites, cov in claims:
+        if out and out[-1][1] == cites:
+            joined = f"{out[-1][0].rstrip('。')}，{text}"
+            out[-1] = (joined, cites, claim_coverage(joined, [evidence[i].norm for i in cites], topic))
+        else:
+            out.append((text, cites, cov))
+    return out
 
 
 def claims_from(draft: str, evidence: list[Passage], topic: str) -> list[tuple[str, list[int], float]]:
@@ -175,6 +206,7 @@ EXAMPLE = ("主题：各地如何推进垃圾分类\n资料：\n[1] 白石镇在
            "[2] 青山区建成餐厨垃圾处理厂1座,日处理能力200吨。\n[3] 白石镇计划到2025年实现生活垃圾回收利用率35%。",
            "白石镇设置智能回收站120个，居民参与率达到80%[1]。青山区建成餐厨垃圾处理厂1座，日处理能力200吨[2]。"
            "白石镇计划到2025年实现生活垃圾回收利用率35%[3]。")
+SUMMARY_CHARS = 90
 SUMMARY_ASK = "用一句不超过50字的话概括上面资料的共同要点，只用资料里的说法，句末标出资料编号。"
 
 
@@ -188,7 +220,9 @@ def section_messages(topic: str, evidence: list[Passage], ask: str = "") -> list
 def draft(rt, model: str | None, messages: list[dict], max_tokens: int = 180) -> str:
     from rag.generate import complete
 
-    text, _ = complete(rt.llm(model or rt.cfg.generator), messages, rt.cfg, max_tokens=max_tokens)
+    text, usage = complete(rt.llm(model or rt.cfg.generator), messages, rt.cfg, max_tokens=max_tokens)
+    log.debug("draft (%d prompt, %d new tokens, %.1f s): %s", usage.prompt_tokens, usage.completion_tokens,
+              usage.total_s, text)
     return text
 
 
@@ -214,7 +248,8 @@ def write_summary(rt, model: str | None, topic: str, b: Briefing) -> list[Claim]
     if len(evidence) < 2:
         return []
     claims = claims_from(draft(rt, model, section_messages(topic, evidence, SUMMARY_ASK), 80), evidence, topic)
-    return [Claim(text, [firsts[i].n for i in cites], round(cov, 3)) for text, cites, cov in claims[:1]]
+    short = [c for c in claims[:1] if len(c[0]) <= SUMMARY_CHARS]  # a copied paragraph is no summary
+    return [Claim(text, [firsts[i].n for i in cites], round(cov, 3)) for text, cites, cov in short]
 
 
 # ---------------------------------------------------------------- assembling
@@ -237,6 +272,7 @@ def briefing_stream(rt, topic: str, sections: int = 5, model: str | None = None)
     if not themes:
         b.errors.append("the documents hold nothing on this topic")
     said: list[str] = []
+    cited: list[list[Passage]] = []
     for i, theme in enumerate(themes):
         yield Progress(i, len(themes) + 1, f"section {i + 1} of {len(themes)}: {theme.heading}")
         try:
@@ -250,6 +286,10 @@ def briefing_stream(rt, topic: str, sections: int = 5, model: str | None = None)
                     for text, cites, cov in claims]
             docs = list(dict.fromkeys(b.sources[n - 1].doc for c in kept for n in c.cites))
             b.sections.append(Section(theme.heading, kept, docs))
+            cited.append(list(dict.fromkeys(theme.passages[j] for _, cites, _ in claims for j in cites)))
+    # Headed by what each section ended up saying, not by all its theme gathered.
+    for section, heading in zip(b.sections, headings(cited, topic_terms(topic)), strict=True):
+        section.heading = heading
     if b.sections:
         yield Progress(len(themes), len(themes) + 1, "summary line")
         try:
