@@ -138,10 +138,10 @@ def test_a_sentence_is_repaired_or_dropped():
     assert restating_opening("江源区发展食用菌产业", topic) == 0
     # the topic copied in front of a sentence whose quote does not open that way goes; a quote's own stays
     news = [Passage("n.txt", "", 0, 30, "", "火炬接力启动仪式在北京奥林匹克森林公园举行。"),
-            Passage("m.txt", "", 0, 30, "", "北京冬奥会开幕在即,澳大利亚代表团正式成立。")]
+            Passage("m.txt", "", 0, 30, "", "北京冬奥会火炬“飞扬”以祥云纹样打底,传达吉祥的寓意。")]
     assert hold("2022年北京冬奥会火炬接力启动仪式在北京奥林匹克森林公园举行[1]。", news, "2022年北京冬奥会")[0][0] \
         == "火炬接力启动仪式在北京奥林匹克森林公园举行。"
-    assert hold("北京冬奥会开幕在即，澳大利亚代表团正式成立[2]。", news, "2022年北京冬奥会")[0][0].startswith("北京冬奥会")
+    assert hold("北京冬奥会火炬“飞扬”以祥云纹样打底[2]。", news, "2022年北京冬奥会")[0][0].startswith("北京冬奥会")
 
 
 @pytest.mark.parametrize(
