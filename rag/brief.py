@@ -217,7 +217,7 @@ def section_messages(topic: str, evidence: list[Passage], ask: str = "") -> list
             {"role": "assistant", "content": EXAMPLE[1]}, {"role": "user", "content": user}]
 
 
-def draft(rt, model: str | None, messages: list[dict], max_tokens: int = 180) -> str:
+def draft(rt, model: str | None, messages: list[dict], max_tokens: int = 140) -> str:
     from rag.generate import complete
 
     text, usage = complete(rt.llm(model or rt.cfg.generator), messages, rt.cfg, max_tokens=max_tokens)
@@ -247,7 +247,7 @@ def write_summary(rt, model: str | None, topic: str, b: Briefing) -> list[Claim]
     evidence = [Passage(x.doc, x.title, x.start, x.end, x.quote, _norm(x.quote)) for x in firsts]
     if len(evidence) < 2:
         return []
-    claims = claims_from(draft(rt, model, section_messages(topic, evidence, SUMMARY_ASK), 80), evidence, topic)
+    claims = claims_from(draft(rt, model, section_messages(topic, evidence, SUMMARY_ASK), 64), evidence, topic)
     short = [c for c in claims[:1] if len(c[0]) <= SUMMARY_CHARS]  # a copied paragraph is no summary
     return [Claim(text, [firsts[i].n for i in cites], round(cov, 3)) for text, cites, cov in short]
 

@@ -156,7 +156,7 @@ def _content_words(text: str) -> list[str]:
             and w not in STOPWORDS and w not in GENERIC]
 
 
-_HEADING_POS = ("n", "nz", "vn", "nt", "nr", "ns", "l")  # nouns, verbal nouns, names, set phrases
+_HEADING_POS = ("n", "nz", "vn", "nt", "nr", "ns")  # nouns, verbal nouns, names
 
 
 def _heading_words(text: str) -> set[str]:
@@ -226,7 +226,7 @@ def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
 FLOOR = 0.3  # on the 0..1 scale of score_passages: below it a sentence is about something else
 
 
-def plan(rt, topic: str, sections: int = 5, per_section: int = 5) -> list[Theme]:
+def plan(rt, topic: str, sections: int = 5, per_section: int = 4) -> list[Theme]:
     """Up to `sections` themes (fewer when the documents say little), strongest first."""
     passages = gather(rt, topic, sections * per_section)
     if not passages:
