@@ -116,7 +116,7 @@ def time_embedder_load(path: Path) -> dict:
 
     embedder = SentenceTransformerEmbedder(path)
     loaded = time.perf_counter()
-    embedder.embed(["长寿经开区划定的建设用地面积有多大?"])
+    embedder.embed(["长寿经开区划定的建设用地面积有多大?"], "query")
     done = time.perf_counter()
     return {"import_s": imported - started, "load_s": loaded - imported, "first_call_s": done - loaded}
 
@@ -275,16 +275,12 @@ def raw_pieces(llm, messages: list[dict], max_tokens: int, bias: dict[int, float
 
 def gen_prompt(rt, qa_path: Path) -> tuple[str, list[dict]]:
     """A real question with its selected evidence, exactly as answer_stream would prompt for it."""
-    from rag.ask import build_messages, question_lang, retrieve_for
-    from rag.cite import select_evidence
-    from rag.clean import normalize_query
+    from rag.ask import build_messages, gather
     from rag.eval import load_qa
 
     item = next(i for i in load_qa(qa_path) if i.id == GEN_QUESTION)
-    retrieval = retrieve_for(rt, item.q)
-    queries = [normalize_query(item.q), *(normalize_query(v) for v in retrieval.variants)]
-    evidence = select_evidence(retrieval.hits, queries, rt.cfg.evidence_sentences)
-    return item.q, build_messages(item.q, evidence, question_lang(item.q))
+    found = gather(rt, item.q)
+    return item.q, build_messages(found.question, found.evidence)
 
 
 def bench_generation(llm, cfg: Config, messages: list[dict], runs: int, max_tokens: int) -> dict:
@@ -336,19 +332,16 @@ def ttft_questions(rt, qa_path: Path, n: int) -> tuple[list, list, int]:
     """The first n answerable questions that the product sends to the model (it refuses some before
     generating, from evidence alone: those have no TTFT), with their retrievals; plus one spare for the
     warm-up and how many were skipped."""
-    from rag.ask import refusal_reason, retrieve_for
-    from rag.cite import select_evidence
-    from rag.clean import normalize_query
+    from rag.ask import before_generating, gather
     from rag.eval import load_qa
 
     chosen, skipped = [], 0
     for item in load_qa(qa_path):
         if not item.answerable:
             continue
-        retrieval = retrieve_for(rt, item.q)
-        queries = [normalize_query(item.q), *(normalize_query(v) for v in retrieval.variants)]
-        evidence = select_evidence(retrieval.hits, queries, rt.cfg.evidence_sentences)
-        if refusal_reason(item.q, retrieval.variants, evidence, rt.cfg.min_evidence_score):
+        found = gather(rt, item.q)
+        retrieval = found.retrieval
+        if before_generating(found, rt.cfg, strict=True):
             skipped += 1
             continue
         chosen.append((item, retrieval))
@@ -366,8 +359,9 @@ def bench_ttft(rt, model: str, qa_path: Path, n: int) -> dict:
     The no_trim run of step j uses another question than the product run just before it, so it never
     inherits that question's evidence from the KV cache; `reused_tokens` shows what each run inherited.
     Retrieval is done once per question up front and timed separately (it is the same for all three)."""
-    from rag.ask import Answer, answer_stream, build_messages, question_lang
+    from rag.ask import Answer, answer_stream, build_messages
     from rag.generate import Usage, stream_chat
+    from rag.question import analyse
 
     llm = rt.llm(model)
     saved = rt.cfg.max_tokens
@@ -381,7 +375,7 @@ def bench_ttft(rt, model: str, qa_path: Path, n: int) -> dict:
         before = llm._input_ids.tolist()  # what the KV cache holds now (private, read-only use)
         if variant == "no_trim":
             usage = Usage()
-            messages = build_messages(item.q, full_chunk_evidence(retrieval.hits), question_lang(item.q))
+            messages = build_messages(analyse(item.q), full_chunk_evidence(retrieval.hits))
             for _ in stream_chat(llm, messages, rt.cfg, usage):
                 pass
         else:

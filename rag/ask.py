@@ -1,10 +1,10 @@
-"""Answering one question: retrieve, select evidence, generate, verify, or refuse.
+"""Answering one question in a straight line: retrieve, select evidence, decide, generate, verify, decide.
 
-Refusal is decided from evidence, never left to the model: if no selected sentence covers enough of
-the question, or the question names a figure or year that no evidence contains (the classic near-miss:
-"PM2.5 in 2022" when only 2023 is reported), the answer is a refusal before the model runs. After
-generation, verification keeps only supported sentences; if none survive, the best evidence sentence is
-quoted directly (the evidence was judged sufficient, so refusing would be the wrong error).
+Refusal is decided from evidence and never left to the model alone (rag/decide.py): before the model
+runs, the best evidence must hold enough of what the question asks and the kind of fact it wants; after
+it runs, every answer sentence must be held by the sentence it cites (rag/cite.py), and the sentences
+it cites must themselves be about the question. When the model says the sources do not answer, the
+answer is a refusal (never a quote in its place).
 """
 
 from __future__ import annotations
@@ -19,30 +19,24 @@ from typing import NamedTuple
 import opencc
 
 from rag.attribute import core, is_about, question_names
-from rag.cite import (
-    Citation,
-    Evidence,
-    Verified,
-    canonical_measure,
-    figures_in,
-    numbers_in,
-    page_head,
-    select_evidence,
-    strip_markers,
-    verify_answer,
-)
-from rag.clean import normalize_query
+from rag.cite import Citation, Evidence, Verified, page_head, select_evidence, verify_answer
+from rag.clean import normalize_query, readable
+from rag.decide import Signals, content_words, coverage, holds_kind, refusal, word_weights
 from rag.generate import Usage, stream_chat, translate_to_chinese
+from rag.index import document_frequency
 from rag.models import ModelError
-from rag.retrieve import Hit, asks_about_page, is_english, search, with_page_heads
+from rag.patterns import CJK_SPAN, DATE, NUMBER
+from rag.question import Question, analyse, is_english, question_lang
+from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
 
 log = logging.getLogger("rag")
-_S2T = opencc.OpenCC("s2t")
 _T2S = opencc.OpenCC("t2s")
+_S2TW = opencc.OpenCC("s2tw")  # Taiwan-standard characters (為, not 爲), no phrase rewriting
 
 REFUSAL = {"en": "The documents do not say.", "zh": "资料中没有找到这个问题的答案。",
            "zh-Hant": "資料中沒有找到這個問題的答案。"}
+__all__ = ["question_lang"]
 
 
 @dataclass
@@ -65,26 +59,22 @@ class Answer:
     draft: str = ""  # the model's raw text, before verification
     dropped: list[str] = field(default_factory=list)
     reason: str = ""
-    support: float = 0.0  # best question coverage among the evidence the answer cites
+    support: float = 0.0  # how much of the question the cited evidence holds (rag.decide.coverage)
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def question_lang(question: str) -> str:
-    if is_english(question):
-        return "en"
-    return "zh-Hant" if _T2S.convert(question) != question else "zh"
+    signals: Signals | None = None
 
 
 def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
-    """Hybrid search; English questions also search with a Chinese rendering made by the small model."""
+    """Hybrid search. The embedder is multilingual, so an English question is embedded as it is; any
+    Chinese it already holds is searched as a variant too (BM25 can match it exactly). Config switches
+    add romanised names matched by pinyin and a Chinese rendering by the generator (ablations)."""
     started = time.perf_counter()
     variants: tuple[str, ...] = ()
     if is_english(question):
-        names = romanised_names(question, rt.index.names)
+        names = romanised_names(question, rt.index.names) if rt.cfg.pinyin_names else {}
         question_zh = question
-        for latin, words in names.items():
+        for latin, words in names.items():  # the generator garbles names (荥经 -> 西藏): give it the corpus's
             question_zh = question_zh.replace(latin, words[0])
-        # Names are kept as a variant of their own: the model's rendering may garble them (荥经 -> 西藏).
         keywords = [w for words in names.values() for w in words] + _CJK_SPAN.findall(question)
         variants = (" ".join(dict.fromkeys(keywords)),) if keywords else ()
         if rt.cfg.translate_queries:
@@ -100,13 +90,7 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
     return Retrieval(hits, variants, time.perf_counter() - started)
 
 
-_CJK_SPAN = re.compile(r"[\u3400-\u9fff]{2,}")
-_YEAR_OR_FIGURE = re.compile(r"\d")
-_ASKS_FIGURE = re.compile(r"多少|几[个条项家所次年位棵座亩万亿]|几成|比例|占比|百分之|how (?:many|much|large|big|long|high)|"
-                          r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)
-
-
-_FIGURE = re.compile(r"\d|[零一二两三四五六七八九十百千万亿]+[个条项家所次年位棵株座亩人户倍成]")
+_CJK_SPAN = CJK_SPAN
 
 
 def asked_names(rt, question: str, lang: str) -> dict[str, bool]:
@@ -131,101 +115,127 @@ def about_any(rt, names: dict[str, bool]) -> Callable[[Evidence], bool]:
 _PLACE_NOUN = r"(?:county|district|city|town|township|village|province|prefecture|municipality)\b"
 
 
-def asks_for_figure(question: str) -> bool:
-    return bool(_ASKS_FIGURE.search(_T2S.convert(question)))
 
 
-def states_figure(text: str) -> bool:
-    """Digits, or Chinese numerals with a measure word (近千人, 三个)."""
-    return bool(_FIGURE.search(strip_markers(text)))
+@dataclass
+class Gathered:
+    """Everything known about a question before the model runs."""
+
+    question: Question
+    retrieval: Retrieval
+    evidence: list[Evidence]
+    signals: Signals
+    weights: dict[str, float]  # the question's words, weighted by rarity in the collection
 
 
-def states_amount(text: str) -> bool:
-    """A figure that is not only a date (5月4日 does not answer 补贴标准是多少)."""
-    dated = {"年", "月", "日"}
-    amounts = [m for measures in figures_in(text).values() for m in measures if m not in dated]
-    return bool(amounts) or bool(_FIGURE.search(re.sub(r"\d+[年月日]", "", text)))
+def gather(rt, text: str, k: int | None = None, retrieval: Retrieval | None = None,
+           names: dict[str, bool] | None = None, strict: bool = True) -> Gathered:
+    """Analyse, retrieve, select evidence and measure the refusal signals."""
+    lang = question_lang(text)
+    question = analyse(text, asked_names(rt, text, lang) if names is None else None)
+    if names is not None:
+        question = Question(**{**question.__dict__, "names": names})
+    retrieval = retrieval or retrieve_for(rt, text, k)
+    renderings = [normalize_query(v) for v in retrieval.variants]
+    queries = [" ".join(renderings)] if lang == "en" and renderings else [question.norm, *renderings]
+    keep = about_any(rt, question.names) if strict and question.names else None
+    evidence = select_evidence(retrieval.hits, queries, rt.cfg.evidence_sentences, keep)
+    if strict and question.about_page and retrieval.hits:
+        # Nothing in "who wrote it" matches a byline's words: the top page's head is the evidence.
+        head = [e for e in page_head(retrieval.hits[0].chunk, 1.0) if keep is None or keep(e)]
+        evidence = (head + [e for e in evidence if e not in head])[:rt.cfg.evidence_sentences]
+    words = content_words(question) + [w for r in renderings for w in content_words(analyse(r))]
+    weights = word_weights(list(dict.fromkeys(words)), lambda w: document_frequency(rt.index, w))
+    return Gathered(question, retrieval, evidence, measure(rt, question, evidence, weights), weights)
 
 
-def refusal_reason(question: str, variants: tuple[str, ...], evidence: list[Evidence], min_score: float) -> str:
-    """Why the evidence cannot answer the question, or '' when it can."""
-    if not evidence:
-        return "nothing retrieved"
-    best = max(e.score for e in evidence)
-    if best < min_score:
-        return f"evidence covers too little of the question (best {best:.2f} < {min_score})"
-    asked = numbers_in(normalize_query(question)) if _YEAR_OR_FIGURE.search(question) else set()
-    # ...in a sentence about the question, not in a dateline or another document's aside
-    found = set().union(*(numbers_in(e.norm) for e in evidence if e.score >= 0.5 * best))
-    if asked - found:
-        return "the question names a figure or year that no evidence contains"
-    measure = asked_measure(question)
-    top_two = sorted(evidence, key=lambda e: -e.score)[:2]
-    if measure and not any(measure in measures_in(e.norm) for e in top_two):
-        return f"the question asks for a figure in {measure} and the best evidence gives none"
-    return ""
+def measure(rt, question: Question, evidence: list[Evidence], weights: dict[str, float]) -> Signals:
+    """The refusal signals of rag/decide.py for the best evidence sentence (read with the one before)."""
+    if question.about_page:
+        return Signals(1.0, True, 1.0)
+    scored = [(coverage(weights, in_context(rt, e)), e) for e in evidence]
+    best = max((c for c, _ in scored), default=0.0)
+    near_best = [e for c, e in scored if c >= 0.8 * best]
+    return Signals(best, any(holds_kind(question, e.norm) for e in near_best), best)
 
 
-_ASKED_MEASURE = re.compile(r"(?<![第哪])(?:多少|几)[亿万千百]?([^\W\d])(人?)")  # not 第几名, 哪几种
-_ASKED_SHARE = re.compile(r"比例|占比|百分之|百分比|percentage|what share|what proportion", re.I)
-_CN_FIGURE = re.compile(r"[零一二两三四五六七八九十百千万亿几]+[余多]?(.)")
+def in_context(rt, ev: Evidence) -> str:
+    """An evidence sentence with the sentence before it (where its subject is often named)."""
+    view = rt.document_view(ev.doc)
+    a, b = view.offset(ev.start), view.offset(ev.end)
+    head = view.text[max(0, a - 160):a].rstrip("。！？!?；;\n ")
+    cut = max(head.rfind(ch) for ch in "。！？!?\n")
+    return head[cut + 1:] + " " + view.text[a:b]
 
 
-def asked_measure(question: str) -> str:
-    """The measure word a figure question asks for ('个' for 多少个, '%' for 占比), '' if none is named."""
-    text = normalize_query(question)
-    if _ASKED_SHARE.search(text):
-        return "%"
-    m = _ASKED_MEASURE.search(text)
-    if not m:
-        return ""
-    return "人" if m.group(2) and m.group(1) == "个" else canonical_measure(m.group(1))  # 几个人 counts 人
-
-
-def measures_in(text: str) -> set[str]:
-    """Measure words written after figures in the text, digits or Chinese numerals (三个, 近千人)."""
-    found = {m for measures in figures_in(text).values() for m in measures}
-    found |= {canonical_measure(ch) for ch in _CN_FIGURE.findall(text)}
-    if re.search(r"%|％|百分之|\d成", text):
-        found.add("%")
-    return found - {""}
+def cited_coverage(rt, g: Gathered, verified: Verified) -> float:
+    """How much of the question the evidence the answer cites holds: the relation check (an answer
+    built from a sentence about something else cites a sentence that does not hold the question)."""
+    if g.question.about_page:
+        return 1.0
+    cited = {(c.doc, c.start, c.end) for c in verified.citations}
+    return max((coverage(g.weights, in_context(rt, e)) for e in g.evidence if (e.doc, e.start, e.end) in cited),
+               default=0.0)
 
 
 SYSTEM = ("You answer questions using only the numbered sources. Copy names and numbers exactly from the "
           "sources. End every sentence with the number of its source in brackets, like [1]. If the sources "
           "do not contain the answer, say so.")
-# One worked example, fixed, so it sits in the cached prompt prefix; invented place names so nothing leaks.
+# Worked examples, fixed, so they sit in the cached prompt prefix; invented place names so nothing leaks.
 EXAMPLE = [
+    ("资料：\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩。\n\n问题：白石镇的镇长是谁？",
+     "资料中没有提到这个问题的答案。"),
     ("资料：\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩,茶叶年产值1.6亿元。\n\n问题：白石镇的茶叶年产值是多少？",
      "白石镇茶叶年产值1.6亿元[2]。"),
     ("Sources:\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩。\n\n"
      "Question: How long is the new sewage network in Baishi town?\nAnswer in English.",
      "Baishi town (白石镇) built 18 km of new sewage pipes in 2020 [1]."),
 ]
+# The model saying, in its first sentence, that the sources do not answer (the second example's reply).
+_DECLINES = re.compile(r"没有提[到及]|未提[到及]|没有(?:找到|相关|关于|给出|说明)|无法(?:回答|确定|得知)|不包含|并未|"
+                       r"(?:do|does) not (?:mention|contain|say|state|specify|provide)|no information|not mentioned|"
+                       r"cannot (?:be )?(?:answer|determine)", re.I)
 
 
-def build_messages(question: str, evidence: list[Evidence], lang: str) -> list[dict]:
-    """Fixed instruction and example first (a prefix the KV cache reuses), then evidence and question."""
-    sources = "\n".join(f"[{i}] {e.norm}" for i, e in enumerate(evidence, 1))
-    if lang == "en":
-        user = f"Sources:\n{sources}\n\nQuestion: {question}\nAnswer in English."
+def build_messages(question: Question, evidence: list[Evidence]) -> list[dict]:
+    """Fixed instruction and examples first (a prefix the KV cache reuses), then evidence and question.
+    Sources are shown in their own characters (Ⅱ类, ％), so the answer copies those, not a folded form."""
+    simplified = question.lang == "zh"
+    shown = [_T2S.convert(readable(e.quote)) if simplified else readable(e.quote) for e in evidence]
+    sources = "\n".join(f"[{i}] {text}" for i, text in enumerate(shown, 1))
+    if question.lang == "en":
+        user = f"Sources:\n{sources}\n\nQuestion: {question.text.strip()}\nAnswer in English."
     else:
-        user = f"资料：\n{sources}\n\n问题：{_T2S.convert(question)}"
+        user = f"资料：\n{sources}\n\n问题：{question.text.strip()}"
     messages = [{"role": "system", "content": SYSTEM}]
     for ask, reply in EXAMPLE:
         messages += [{"role": "user", "content": ask}, {"role": "assistant", "content": reply}]
     return [*messages, {"role": "user", "content": user}]
 
 
+def declines(draft: str) -> bool:
+    first = re.split(r"(?<=[。！？!?])|(?<=\.)\s", draft.strip(), maxsplit=1)[0]
+    return bool(_DECLINES.search(first))
+
+
 def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
     """Fallback answer: the best evidence sentences, quoted whole (so they are supported by construction)."""
     parts, citations = [], []
     for i, ev in enumerate(evidence[:n], 1):
-        quote = ev.norm.strip("。；;，,、：: ")
+        quote = readable(ev.quote).strip("。；;，,、：: ")
         parts.append(f"“{quote}” [{i}]" if lang == "en" else f"{quote}[{i}]。")
         citations.append(Citation(i, ev.doc, ev.title, ev.start, ev.end, ev.quote))
     text = ("The documents state: " + " ".join(parts)) if lang == "en" else "资料显示：" + "".join(parts)
     return Verified(text, citations, [], 0)
+
+
+def states_kind(question: Question, text: str) -> bool:
+    """Does the answer state the kind of fact asked (a figure, a date)?"""
+    if question.asks == "figure":
+        return bool(NUMBER.search(text)) or holds_kind(question, text)
+    if question.asks == "date":
+        return bool(DATE.search(text))
+    return True
 
 
 def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
@@ -235,112 +245,104 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
 
     strict=False is for briefings, where the "question" is a broad topic asked of passages already chosen
     per document: no refusal for low question coverage, and the best evidence is quoted if the model's
-    text fails verification. Verification itself is never relaxed. `lang`, `part_of` and `names` are set
-    when this answers one half of a paired question (the half may be a Chinese rendering of an English
-    question; `names` are the places the half asks about)."""
-    cfg = rt.cfg
+    text fails verification. Verification itself is never relaxed. `part_of` and `names` are set when
+    this answers one half of a paired question (`names`: the places the half asks about). `k` is a
+    per-request passage count (never written into the shared Config)."""
     started = time.perf_counter()
     lang = lang or question_lang(question)
-    split = strict and retrieval is None and not part_of
-    parts = two_questions(question, lambda q: asked_names(rt, q, lang)) if split else []
-    if split and not parts:
-        parts = sub_questions(question) if lang != "en" else []
-    if split and lang == "en" and not parts:  # an English pair is found in its Chinese rendering
-        retrieval = retrieve_for(rt, question, k)
-        parts = sub_questions(retrieval.variants[-1]) if retrieval.variants else []
+    parts = split_question(rt, question, lang, k) if strict and retrieval is None and not part_of else []
     if parts:
         yield from _answer_parts(rt, question, parts, model, lang, started, k)
         return
-    retrieval = retrieval or retrieve_for(rt, question, k)
-    queries = [normalize_query(question), *(normalize_query(v) for v in retrieval.variants)]
-    if lang == "en" and retrieval.variants:
-        # English words never occur in Chinese sentences: score by the Chinese renderings, names and
-        # rendering as one query (a bare name would make every sentence naming the place a perfect match).
-        queries = [" ".join(queries[1:])]
-    names = (asked_names(rt, question, lang) if names is None else names) if strict else {}
-    keep = about_any(rt, names) if names else None
-    evidence = select_evidence(retrieval.hits, queries, cfg.evidence_sentences, keep)
-    if strict and asks_about_page(question) and retrieval.hits:
-        # Nothing in "who wrote it" matches a byline's words: the top page's head is the evidence.
-        head = [e for e in page_head(retrieval.hits[0].chunk, cfg.min_evidence_score) if keep is None or keep(e)]
-        evidence = (head + [e for e in evidence if e not in head])[:cfg.evidence_sentences]
-    result = Answer(question, "", True, [], lang, retrieval, evidence)
-    result.timings["retrieval_s"] = round(retrieval.seconds, 3)
-    reason = refusal_reason(question, retrieval.variants, evidence, cfg.min_evidence_score if strict else 0.0)
-    if names and not evidence and retrieval.hits:
-        reason = f"no retrieved sentence is about {'/'.join(names)}"
+    g = gather(rt, question, k, retrieval, names, strict)
+    result = Answer(question, "", True, [], lang, g.retrieval, g.evidence, signals=g.signals)
+    result.timings["retrieval_s"] = round(g.retrieval.seconds, 3)
+    reason = before_generating(g, rt.cfg, strict)
     if reason:
-        result.answer, result.reason = REFUSAL[lang], reason
-        result.timings["total_s"] = round(time.perf_counter() - started, 3)
-        yield result
+        yield finish(result, Verified("", [], [], 0), reason, started)
         return
-    llm = rt.llm(model or cfg.generator)
-    usage = Usage()
-    pieces = []
-    for piece in stream_chat(llm, build_messages(question, evidence, lang), cfg, usage):
+    usage, pieces = Usage(), []
+    for piece in stream_chat(rt.llm(model or rt.cfg.generator), build_messages(g.question, g.evidence), rt.cfg, usage):
         pieces.append(piece)
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
-    verified = verify_answer(result.draft, evidence, cfg.min_support, question)
-    figure = strict and asks_for_figure(question)
-    best = evidence[0]
-    measure = asked_measure(question)
-    best_holds = measure in measures_in(best.norm) if measure else states_amount(best.norm)
-    if figure and not states_figure(verified.answer):
-        verified = verify_answer("", evidence, cfg.min_support, question)
-    weaker = verified.citations and _cited_score(verified, evidence) < 0.7 * best.score
-    if figure and best_holds and weaker and lang != "en":
-        # The figure came from a clearly weaker sentence (another place, year or measure) than the best one.
-        # (Not for English questions: their evidence is ranked through a machine rendering, less surely.)
-        verified = verify_answer("", evidence, cfg.min_support, question)
+    verified, reason = after_generating(rt, g, result.draft, strict)
+    result.support = cited_coverage(rt, g, verified)
+    yield finish(result, verified, reason, started)
+
+
+def before_generating(g: Gathered, cfg, strict: bool) -> str:
+    """Why the evidence cannot answer, or ''."""
+    if not g.evidence:
+        return "nothing retrieved" + (f" about {'/'.join(g.question.names)}" if g.question.names else "")
+    if not strict:
+        return ""
+    return refusal(g.signals, g.question, cfg.min_coverage, cfg.min_similarity)
+
+
+def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verified, str]:
+    """The verified answer, falling back to a quote of the best evidence or to a refusal; and the reason."""
+    cfg, q = rt.cfg, g.question
+    if strict and declines(draft):
+        return Verified("", [], [draft], 0), "the model found no answer in the sources"
+    verified = verify_answer(draft, g.evidence, cfg.min_support, q.text)
+    problem = ""
     if not verified.citations:
-        # The model's text did not survive. Quote the best evidence when it is strong enough, or holds the
-        # figure asked for (the small model often restates the question without it); otherwise refuse.
-        # English evidence is ranked through a machine rendering, so its scores run lower.
-        strong = best.score >= (cfg.quote_fallback_score_en if lang == "en" else cfg.quote_fallback_score)
-        if (strong or not strict or figure) and (not figure or best_holds):
-            verified = extractive(evidence, lang, 1 if strict else 2)
-            result.reason = "model answer unsupported; quoted the best evidence"
-        else:
-            result.reason = "no answer sentence is supported by the evidence"
-    result.support = _cited_score(verified, evidence)
-    if strict and verified.citations and result.support < cfg.min_cited_score and lang != "en":
-        # The answer leans on sentences about something else (another place, year or measure).
-        verified = verify_answer("", evidence, cfg.min_support, question)
-        result.reason = f"cited evidence covers too little of the question ({result.support:.2f})"
-    result.dropped = verified.dropped
+        problem = "no answer sentence is held by the sentence it cites"
+    elif strict and not states_kind(q, verified.answer):
+        problem = f"the answer states no {q.asks}"
+    elif strict and cited_coverage(rt, g, verified) < cfg.min_cited_coverage:
+        problem = "the cited evidence is about something else"
+    if not problem:
+        return verified, ""
+    if not strict or (g.signals.coverage >= cfg.quote_coverage and g.signals.holds_kind):
+        return extractive(g.evidence, q.lang, 1 if strict else 2), problem + "; quoted the best evidence"
+    return Verified("", [], verified.dropped, 0), problem
+
+
+def finish(result: Answer, verified: Verified, reason: str, started: float) -> Answer:
+    """Render the answer in the question's script (English answers followed by their Chinese sources)."""
     text = verified.answer
-    if lang == "en" and verified.citations and not result.reason:
-        text = with_quotes(text, verified, evidence)
-    if lang == "zh-Hant":
-        text = _S2T.convert(text)
+    if result.lang == "en" and verified.citations and not reason:
+        text = with_quotes(text, verified)
+    if result.lang == "zh-Hant":
+        text = _S2TW.convert(text)
+    elif result.lang == "zh":
+        text = _T2S.convert(text)
     result.answer, result.citations, result.refused = text, verified.citations, not verified.citations
+    result.dropped, result.reason = verified.dropped, reason
     if result.refused:
-        result.answer = REFUSAL[lang]
-    result.timings.update({"ttft_s": round(retrieval.seconds + usage.ttft_s, 3), "generate_s": round(usage.total_s, 3),
-                           "total_s": round(time.perf_counter() - started, 3),
-                           "tokens_per_s": round(usage.tokens_per_s, 2)})
-    yield result
+        result.answer = REFUSAL[result.lang]
+    usage = result.usage
+    result.timings.update({"total_s": round(time.perf_counter() - started, 3)})
+    if usage.completion_tokens:
+        result.timings.update({"ttft_s": round(result.retrieval.seconds + usage.ttft_s, 3),
+                               "generate_s": round(usage.total_s, 3), "tokens_per_s": round(usage.tokens_per_s, 2)})
+    return result
 
 
-def _cited_score(verified: Verified, evidence: list[Evidence]) -> float:
-    cited = {(c.doc, c.start, c.end) for c in verified.citations}
-    return max((e.score for e in evidence if (e.doc, e.start, e.end) in cited), default=0.0)
-
-
-def with_quotes(text: str, verified: Verified, evidence: list[Evidence]) -> str:
+def with_quotes(text: str, verified: Verified) -> str:
     """An English answer followed by the Chinese it rests on, so names and figures are there exactly."""
-    by_span = {(e.doc, e.start, e.end): e.norm for e in evidence}
-    quotes = " ".join(f"[{c.n}] “{by_span.get((c.doc, c.start, c.end), c.quote).rstrip('。；;，, ')}”"
-                      for c in verified.citations)
+    quotes = " ".join(f"[{c.n}] “{readable(c.quote).rstrip('。；;，, ')}”" for c in verified.citations)
     return f"{text}\nSources: {quotes}"
 
 
+def split_question(rt, question: str, lang: str, k: int | None) -> list[Part]:
+    """Two questions in one, or one question about two places: each part is answered on its own."""
+    parts = two_questions(question, lambda q: asked_names(rt, q, lang))
+    if not parts and lang != "en":
+        parts = sub_questions(question)
+    if not parts and lang == "en":  # an English pair is found in its Chinese rendering
+        variants = retrieve_for(rt, question, k).variants
+        parts = sub_questions(variants[-1]) if variants else []
+    return parts
+
+
 # "A和B在…各自/分别…" and "A的…,和B的…,各是多少": one question about two places, usually two documents.
-_PAIR = re.compile(r"^(?P<a>[^,，、和与跟及]{2,12}?)(?:和|与|跟|及|同)(?P<b>[^,，、和与跟及]{2,12}?)"
+_PAIR = re.compile(r"^(?P<a>[^,，、和与跟及]{2,12}?)(?:和|与|跟|及)(?P<b>[^,，、和与跟及]{2,12}?)"
                    r"(?P<rest>(?:在|的|都|各自|分别|各|,|，).*)$")
 _LISTED_PAIR = re.compile(r"^(?P<a>[^,，]{4,30}?)[,，](?:和|以及|与)(?P<b>[^,，]{4,30}?)[,，](?P<rest>(?:各|分别).*)$")
-_EACH = re.compile(r"各自|分别|各是|各为|都")
+_EACH = re.compile(r"各自|分别|各是|各为")
 
 
 class Part(NamedTuple):
@@ -425,7 +427,47 @@ def _answer_parts(rt, question: str, parts: list[Part], model: str | None, lang:
     yield result
 
 
+
+
 _MARKER_N = re.compile(r"\[(\d{1,2})\]")
+
+
+def _answer_parts(rt, question: str, parts: list[Part], model: str | None, lang: str,
+                  started: float, k: int | None = None) -> Iterator[str | Answer]:
+    """Answer each part on its own, then join the answers and renumber their citations."""
+    answers: list[Answer] = []
+    for i, part in enumerate(parts):
+        if i:
+            yield "\n"
+        for item in answer_stream(rt, part.question, model, lang=lang, part_of=question,
+                                  names=subject_names(part.subject) if part.subject else None, k=k):
+            if isinstance(item, Answer):
+                answers.append(item)
+            else:
+                yield item
+    yield joined(question, answers, lang, started)
+
+
+def joined(question: str, answers: list[Answer], lang: str, started: float) -> Answer:
+    """One answer from the answers to each part, citations renumbered in order."""
+    kept = [a for a in answers if not a.refused]
+    texts, citations = [], []
+    for a in kept:
+        offset = len(citations)
+        texts.append(("\n" if texts and lang == "en" else "") + _MARKER_N.sub(lambda m, o=offset: f"[{int(m.group(1)) + o}]", a.answer))
+        citations += [Citation(c.n + offset, c.doc, c.title, c.start, c.end, c.quote) for c in a.citations]
+    first = answers[0]
+    result = Answer(question, "".join(texts), not kept, citations, lang,
+                    Retrieval([h for a in answers for h in a.retrieval.hits],
+                              tuple(v for a in answers for v in a.retrieval.variants),
+                              sum(a.retrieval.seconds for a in answers)),
+                    [e for a in answers for e in a.evidence], first.usage, "\n".join(a.draft for a in answers),
+                    [d for a in answers for d in a.dropped], "; ".join(a.reason for a in answers if a.reason),
+                    max(a.support for a in answers), signals=first.signals)
+    if result.refused:  # each part was written in `lang` already (Traditional included)
+        result.answer = REFUSAL[lang]
+    result.timings = {**first.timings, "total_s": round(time.perf_counter() - started, 3), "parts": len(answers)}
+    return result
 
 
 def answer(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,
@@ -446,5 +488,6 @@ def answer_json(a: Answer) -> dict:
         "lang": a.lang,
         "reason": a.reason,
         "support": round(a.support, 4),
+        "signals": a.signals.__dict__ if a.signals else {},
         "timings": {**a.timings, "prompt_tokens": a.usage.prompt_tokens, "completion_tokens": a.usage.completion_tokens},
     }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
+from rag.patterns import CJK_RUN, MEASURES, NUMBER, SAME_MEASURE, SCALE
 from rag.tokens import tokenize
 
 MAX_QUOTE_CHARS = 140
@@ -55,27 +56,18 @@ class Verified:
 
 # ---------------------------------------------------------------- numbers
 
-_NUM = re.compile(
-    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
-_MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
-# Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
-_SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位"}
-_SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6, "m": 1e6, "billion": 1e9, "bn": 1e9,
-          "thousand": 1e3, "k": 1e3}
-
-
 def figures_in(text: str) -> dict[float, set[str]]:
     """Each figure's value (4.72亿 == 472 million; 86.5% stays 86.5) with the measure words written after
     it ('' when none): 12个 and 2808棵 are different facts even in one sentence."""
     figures: dict[float, set[str]] = {}
-    for m in _NUM.finditer(text):
+    for m in NUMBER.finditer(text):
         digits, unit = m.group(1).replace(",", ""), (m.group(2) or "").lower()
         try:
             value = float(digits)
         except ValueError:
             continue
-        if unit in _SCALE:
-            value *= _SCALE[unit]
+        if unit in SCALE:
+            value *= SCALE[unit]
         after = text[m.end():m.end() + 2].lstrip("余多")[:1]  # 30余家, 100多个
         measure = canonical_measure(after)
         figures.setdefault(round(value, 6), set()).add(measure)
@@ -84,7 +76,7 @@ def figures_in(text: str) -> dict[float, set[str]]:
 
 def canonical_measure(ch: str) -> str:
     """The measure word as compared ('' for anything that is not one)."""
-    return _SAME_MEASURE.get(ch, ch) if ch in _MEASURES else ""
+    return SAME_MEASURE.get(ch, ch) if ch in MEASURES else ""
 
 
 def numbers_in(text: str) -> set[float]:
@@ -109,13 +101,12 @@ def _measures_agree(said: set[str], found: set[str]) -> bool:
 
 # ---------------------------------------------------------------- overlap
 
-_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _MARKER = re.compile(r"\s*\[(\d{1,2})\]")
 
 
 def bigrams(text: str) -> set[str]:
     grams = set()
-    for run in _CJK_RUN.findall(text):
+    for run in CJK_RUN.findall(text):
         grams.update(run[i:i + 2] for i in range(len(run) - 1))
         if len(run) == 1:
             grams.add(run)
@@ -198,21 +189,32 @@ def select_evidence(hits: list, queries: list[str], max_n: int,
         scored.append(Evidence(chunk.doc, chunk.title, start, end, _raw_slice(chunk, start, end), norm,
                                round(score, 4)))
     scored.sort(key=lambda e: -e.score)
+    return pick_diverse(scored[:60], terms, max_n, keep)
+
+
+def pick_diverse(scored: list[Evidence], terms: dict[str, float], max_n: int,
+                 keep: Callable[[Evidence], bool] | None = None) -> list[Evidence]:
+    """Greedy choice: each next sentence is the one whose score, discounted by how much of its question
+    coverage the chosen sentences already give, is highest (maximal marginal relevance). A question
+    about two things (英特尔和英伟达的营收) gets a sentence for each, not four about the first."""
     chosen: list[Evidence] = []
-    for ev in scored:
+    covered: set[str] = set()
+    pool = list(scored)
+
+    def gain(ev: Evidence) -> float:
+        held = {t for t in terms if t in ev.norm}
+        weight = sum(terms[t] for t in held) or 1.0
+        return ev.score * (1 - 0.5 * sum(terms[t] for t in held & covered) / weight)
+
+    while pool and len(chosen) < max_n:
+        ev = max(pool, key=gain)
+        pool.remove(ev)
         if any(ev.doc == c.doc and ev.start < c.end and c.start < ev.end for c in chosen):
             continue
         if keep and not keep(ev):
             continue
         chosen.append(ev)
-        if len(chosen) == max_n:
-            break
-    # A question may span documents: make sure the best sentence of a second document, if nearly as good,
-    # is among the evidence rather than a fourth sentence of the first.
-    docs = {e.doc for e in chosen}
-    runner_up = next((e for e in scored if e.doc not in docs and (keep is None or keep(e))), None)
-    if chosen and runner_up and len(docs) == 1 and runner_up.score >= 0.8 * chosen[0].score:
-        chosen[-1] = runner_up
+        covered |= {t for t in terms if t in ev.norm}
     return chosen
 
 
@@ -245,22 +247,21 @@ def split_answer(answer: str) -> list[str]:
     return out
 
 
-def supports(sentence: str, cited: list[Evidence], min_support: float, pool: list[Evidence] = (),
-             given: str = "") -> bool:
-    """Every figure must be in the cited evidence (echoing one from the question is no exception: the
-    question may be wrong); the wording must be covered by the cited evidence together with the other evidence from the same
-    documents (a sentence may name the county its cited clause leaves implicit) and the question itself
-    (an answer that restates a colloquial question is not inventing). An English sentence with
-    neither Chinese words nor figures cannot be checked against Chinese sources, so it does not stand."""
+def supports(sentence: str, cited: list[Evidence], min_support: float, given: str = "") -> bool:
+    """Does the cited evidence hold what this answer sentence adds to the question? Every figure must be
+    in the cited evidence (echoing one from the question is no exception: the question may be wrong),
+    and most of the sentence's wording that the question did not supply must be in it too. Words echoed
+    from the question are never support by themselves: a sentence that adds nothing claims nothing. An
+    English sentence with neither Chinese words nor figures cannot be checked against Chinese sources."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
-    if unsupported_numbers(norm, text):  # a figure echoed from the question must be in the source too
+    if unsupported_numbers(norm, text):
         return False
-    docs = {e.doc for e in cited}
-    context = text + "".join(e.norm + e.title for e in pool if e.doc in docs) + " " + given
-    if bigrams(norm):
-        return coverage(norm, context) >= min_support
-    return bool(numbers_in(norm) - numbers_in(given))
+    new_figures = numbers_in(norm) - numbers_in(given)
+    new = bigrams(norm) - bigrams(given)
+    if not new:
+        return bool(new_figures)
+    return len(new & bigrams(text)) / len(new) >= min_support
 
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "") -> Verified:
@@ -277,7 +278,7 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             dropped.append(sentence)
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
-        if cited and supports(body, [evidence[i] for i in cited], min_support, evidence, given):
+        if cited and supports(body, [evidence[i] for i in cited], min_support, given):
             better = _says_it_better(body, cited, evidence, min_support, given)
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None
@@ -310,28 +311,23 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
 
 def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], min_support: float,
                     given: str) -> int | None:
-    """The one sentence to cite instead, when the cited one holds up only with the pool's or the question's
-    help, or another says far more. Only with wording enough to tell (an English sentence naming only
-    古蔺县 would move to any sentence that names the county)."""
+    """The one sentence to cite instead, when another says far more of it. Only with wording enough to
+    tell (an English sentence naming only 古蔺县 would move to any sentence that names the county)."""
     if len(bigrams(body)) < 4:
         return None
-    best = _best_support(body, evidence, min_support, given, pool=False)
+    best = _best_support(body, evidence, min_support, given)
     if best is None or best in cited:
         return None
-    if not supports(body, [evidence[i] for i in cited], min_support, (), given):
-        return best
     norm = normalize(body).text
     said = coverage(norm, "".join(evidence[i].norm for i in cited))
     return best if coverage(norm, evidence[best].norm) >= said + 0.2 else None
 
 
-def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str,
-                  pool: bool = True) -> int | None:
+def _best_support(text: str, evidence: list[Evidence], min_support: float, given: str) -> int | None:
     """Index of the evidence sentence that alone supports text, preferring the closest wording."""
     norm = normalize(text).text
     ranked = sorted(range(len(evidence)), key=lambda i: -coverage(norm, evidence[i].norm))
-    return next((i for i in ranked if supports(text, [evidence[i]], min_support, evidence if pool else (), given)),
-                None)
+    return next((i for i in ranked if supports(text, [evidence[i]], min_support, given)), None)
 
 
 def _attach(body: str, numbers: list[int]) -> str:

@@ -69,7 +69,9 @@ def _delete(text: str, starts: list[int], ends: list[int], pattern: re.Pattern[s
 _DEBRIS = re.compile(rf"[\ufffd\ue000-\uf8ff]+|(?<=[{CJK}])\?+(?=[{CJK}(])|\?+(?=\()|\*{{2,}}")
 # Pinyin annotation after a character: 態(tài), 區(qū). Needs a tone mark so real parentheses survive.
 _PINYIN = re.compile(rf"(?<=\S)\((?=[a-z{TONE_VOWELS}]*[{TONE_VOWELS}])[a-z{TONE_VOWELS}]{{1,7}}\)")
-# Page furniture, matched on the Simplified, folded text.
+# Page furniture, matched on the Simplified, folded text. Patterns whose words also occur in body text
+# (责任编辑, 主办单位, 相关信息, 彩票…) match only a line of their own: inside a sentence they are news.
+_LINE = r"(?:^|(?<=[\n】|]))[ \t]*"  # at a line start, or right after other furniture (【打印】 分享到)
 _FURNITURE = re.compile(
     "|".join(
         [
@@ -77,10 +79,12 @@ _FURNITURE = re.compile(
             r"首页\s*(?:>|&gt;|›|»)[^\n。]{0,80}",
             r"【[^】\n]{0,12}(?:字体|打印|关闭|收藏|大中小)[^】\n]{0,20}】?",
             r"(?:字体|字号)\s*[:：]\s*(?:[大中小]\s*){1,3}",
-            r"(?:分享到|扫一扫|打印本页|关闭窗口|返回顶部|上一篇|下一篇|责任编辑|浏览次数|阅读次数)\s*[:：]?[^\n。]{0,30}",
+            _LINE + r"(?:分享到|扫一扫|打印本页|关闭窗口|返回顶部|上一篇|下一篇|责任编辑|浏览次数|阅读次数)"
+            r"[^\n]{0,40}(?=\n|$)",
             r"[(（【\[]\s*(?:资料)?图片(?:来源|仅供参考)[^)）】\]\n]{0,20}[)）】\]]",
-            r"天气预报",
-            r"(?:相关(?:信息|新闻|阅读|链接|文章)|流量统计|访问量|技术支持|网站地图|联系我们|主办单位|承办单位)\s*[:：]?[^\n。]{0,30}",
+            _LINE + r"天气预报[^\n]{0,20}(?=\n|$)",
+            _LINE + r"(?:相关(?:信息|新闻|阅读|链接|文章)|流量统计|访问量|技术支持|网站地图|联系我们|主办单位|承办单位)"
+            r"[^\n]{0,80}(?=\n|$)",
             r"因篇幅问题不能全部显示[^\n]*",
             r"(?:copyright|©|版权所有|all rights reserved)[^\n]{0,120}",
             r"[^\n。]{0,40}icp[备证]?\s*\d+号?[^\n]{0,40}",
@@ -89,10 +93,11 @@ _FURNITURE = re.compile(
         ]
     )
 )
-# Gambling/casino spam injected into pages: short runs dense with its vocabulary.
+# Gambling/casino spam injected into pages: a short line of its own, dense with its vocabulary (a news
+# sentence about the lottery is a sentence, not a line of ads).
 _SPAM = re.compile(
-    r"[^\n。，,]{0,12}(?:开云|真人|官网|娱乐城|博彩|彩票|棋牌|百家乐|体育app|bet365|葡京|威尼斯人|皇冠|赌场|老虎机)"
-    r"[^\n。，,]{0,12}(?:开云|真人|官网|娱乐|博彩|彩票|棋牌|百家乐|app|下载|平台|入口|注册)[^\n。，,]{0,8}"
+    _LINE + r"[^\n。，,]{0,12}(?:开云|真人|官网|娱乐城|博彩|彩票|棋牌|百家乐|体育app|bet365|葡京|威尼斯人|皇冠|赌场|老虎机)"
+    r"[^\n。，,]{0,12}(?:开云|真人|官网|娱乐|博彩|彩票|棋牌|百家乐|app|下载|平台|入口|注册)[^\n。]{0,12}(?=\n|$)"
 )
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 _BLANK_LINES = re.compile(r"\s*\n\s*")
@@ -147,6 +152,14 @@ def _collapse_whitespace(text: str, starts: list[int], ends: list[int]):
         e_out.append(ends[i])
         i += 1
     return "".join(out), s_out, e_out
+
+
+def readable(raw: str) -> str:
+    """Raw text as a reader should see it: pinyin annotations gone and whitespace collapsed, but the
+    source's own characters kept (Ⅱ类, ％, full-width digits, its script), unlike the folded view."""
+    text = _PINYIN.sub("", raw)
+    text = re.sub(rf"(?<=[{CJK}])\s+(?=[{CJK}])", "", text)
+    return _SPACES.sub(" ", _BLANK_LINES.sub(" ", text)).strip()
 
 
 def normalize_query(question: str) -> str:

@@ -149,12 +149,6 @@ def index(corpus: str | None, rebuild: bool, **_stores) -> None:
                err=True)
 
 
-def hit_json(hit) -> dict:
-    c = hit.chunk
-    return {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": hit.score,
-            "title": c.title, "bm25": round(hit.bm25, 4), "cosine": round(hit.cosine, 4)}
-
-
 @cli.command()
 @click.argument("question", required=False)
 @click.option("--k", "k", type=click.IntRange(1, 100), default=5, show_default=True, help="Hits per question.")
@@ -164,6 +158,7 @@ def hit_json(hit) -> dict:
 def search(question: str | None, k: int, as_json: bool, no_translate: bool, corpus: str | None, **_stores) -> None:
     """Retrieve the best passages for each question."""
     from rag.ask import retrieve_for
+    from rag.retrieve import hit_json
     from rag.service import Runtime
 
     cfg = make_config(corpus, k=k)
@@ -229,16 +224,21 @@ def ask(question: str | None, as_json: bool, model: str | None, k: int | None, c
 @cli.command("eval")
 @click.option("--qa", "qa_path", type=click.Path(exists=True, dir_okay=False), default="eval/qa.jsonl",
               show_default=True, help="QA set (.jsonl or .csv; schema in eval/README.md).")
+@click.option("--suite", "suites", multiple=True,
+              help="Named suite(s) instead of --qa/--corpus: own, rgb-news, rgb-multi, drcd-zht, xquad-en "
+                   "(../shared/bench) or all; one combined table.")
 @click.option("--retrieval-only", is_flag=True, help="Skip generation: retrieval metrics only.")
 @click.option("--model", default=None, help="Generator name (default: the 1.5B).")
 @click.option("--split", type=click.Choice(["all", "tune", "heldout"]), default="all", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions of each suite.")
 @click.option("--out", "out_root", type=click.Path(file_okay=False), default="reports", show_default=True)
 @click.option("--compare", "compare_dirs", nargs=2, type=click.Path(exists=True, file_okay=False), default=None,
               help="Print metric differences between two report folders and exit.")
 @corpus_option
-def eval_cmd(qa_path: str, retrieval_only: bool, model: str | None, split: str, out_root: str,
-             compare_dirs: tuple[str, str] | None, corpus: str | None, **_stores) -> None:
-    """Run the QA set; write report.json, report.md and plots under reports/<timestamp>/."""
+def eval_cmd(qa_path: str, suites: tuple[str, ...], retrieval_only: bool, model: str | None, split: str,
+             limit: int | None, out_root: str, compare_dirs: tuple[str, str] | None, corpus: str | None,
+             **_stores) -> None:
+    """Run QA sets; write report.json, report.md, failures.md and plots under reports/<timestamp>/."""
     import time
 
     from rag import eval as evaluation
@@ -248,21 +248,32 @@ def eval_cmd(qa_path: str, retrieval_only: bool, model: str | None, split: str, 
         click.echo(evaluation.compare(Path(compare_dirs[0]), Path(compare_dirs[1])))
         return
     try:
-        items = evaluation.load_qa(Path(qa_path))
+        chosen = evaluation.pick_suites(list(suites)) if suites else \
+            [evaluation.Suite("", Path(qa_path), Path(corpus) if corpus else Config().corpus)]
+        sets = [(s, evaluation.load_qa(s.qa)) for s in chosen]
     except (ValueError, KeyError) as exc:
-        raise UsageError(f"cannot read QA set {qa_path}: {exc}") from exc
-    if split != "all":
-        items = [i for i in items if i.split == split]
-    cfg = make_config(corpus)
-    rt = Runtime.open(cfg)
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
-    rows = evaluation.run_eval(rt, items, retrieval_only, model)
-    summary = evaluation.summarize(rows)
-    meta = {"started": started, "qa": qa_path, "corpus": str(cfg.corpus), "retrieval_only": retrieval_only,
-            "model": None if retrieval_only else (model or cfg.generator), "split": split,
-            "config": cfg.to_dict(), "index": rt.index.manifest["params"], "models": _model_hashes(cfg)}
-    folder = evaluation.write_report(rows, summary, meta, Path(out_root))
-    click.echo(evaluation.markdown(summary, meta))
+        raise UsageError(f"cannot read QA set: {exc}") from exc
+    folder = Path(out_root) / time.strftime("%Y%m%d-%H%M%S")
+    summaries, llms = {}, {}
+    for suite, items in sets:
+        items = [i for i in items if split == "all" or i.split == split][:limit]
+        cfg = make_config(str(suite.corpus))
+        rt = Runtime.open(cfg)
+        rt.llms = llms  # generators stay loaded from one suite to the next
+        started = time.strftime("%Y-%m-%d %H:%M:%S")
+        rows = evaluation.run_eval(rt, items, retrieval_only, model, desc=suite.name or "eval")
+        summary = evaluation.summarize(rows)
+        meta = {"started": started, "qa": str(suite.qa), "corpus": str(cfg.corpus), "retrieval_only": retrieval_only,
+                "model": None if retrieval_only else (model or cfg.generator), "split": split,
+                "config": cfg.to_dict(), "index": rt.index.manifest["params"], "models": _model_hashes(cfg)}
+        evaluation.write_report(rows, summary, meta, folder, suite.name)
+        summaries[suite.name or Path(suite.qa).stem] = summary
+        if not suite.name:
+            click.echo(evaluation.markdown(summary, meta))
+    if suites:
+        table = evaluation.combined_table(summaries)
+        (folder / "combined.md").write_text(table, encoding="utf-8")
+        click.echo(table)
     click.echo(f"report: {folder}", err=True)
 
 

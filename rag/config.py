@@ -29,7 +29,8 @@ class Config:
     bm25_weight: float = 1.0
     dense_weight: float = 0.3
     ann_threshold: int = 200_000  # chunks; exact FAISS search below (~5 ms at 200k), IVF above
-    translate_queries: bool = True
+    translate_queries: bool = False  # English questions: also search a 1.5B Chinese rendering (ablation)
+    pinyin_names: bool = False  # English questions: also search corpus names spelled by their pinyin (ablation)
     store: str = "faiss"  # or "milvus"
     milvus_uri: str = ""  # file path (Milvus Lite) or http://host:19530; default <index_root>/milvus.db
     # Generation.
@@ -42,13 +43,13 @@ class Config:
     temperature: float = 0.0
     top_k: int = 1  # greedy: evaluation runs repeat exactly
     repeat_penalty: float = 1.05  # just enough to stop the small models looping on a list
-    # Evidence and refusal.
+    # Evidence and refusal (rag/decide.py); thresholds chosen on all development suites, README "Refusal".
     evidence_sentences: int = 4
-    min_support: float = 0.5  # share of an answer sentence's bigrams its cited evidence must hold
-    min_evidence_score: float = 0.15  # below this question coverage the documents are taken not to answer
-    min_cited_score: float = 0.1  # an answer whose cited evidence covers less of the question is refused
-    quote_fallback_score: float = 0.5  # evidence this good is quoted when the model's answer fails checks
-    quote_fallback_score_en: float = 0.3  # the same for English questions, scored through a rendering
+    min_support: float = 0.5  # share of an answer sentence's new words its cited sentence must hold
+    min_coverage: float = 0.5  # rarity-weighted share of the question the best evidence must hold
+    min_similarity: float = 0.0  # dense similarity of an English question to its best evidence
+    min_cited_coverage: float = 0.4  # the same share, for the evidence an answer actually cites
+    quote_coverage: float = 0.7  # evidence this complete is quoted when the model's answer fails checks
 
     @property
     def index_dir(self) -> Path:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import statistics
 import sys
 import time
@@ -21,7 +23,9 @@ from tqdm import tqdm
 
 from rag.cite import numbers_in, strip_markers
 from rag.clean import normalize_query
+from rag.config import PROJECT_ROOT
 from rag.load import LoadError, read_raw
+from rag.retrieve import hit_json
 
 KINDS = ["zh", "zh-Hant", "en", "multi-doc", "unanswerable"]
 
@@ -102,32 +106,52 @@ def first_relevant_rank(hits: list[dict], spans: list[tuple[str, int, int]]) -> 
 
 
 def fact_found(fact: str, text: str) -> bool:
-    f, t = normalize_query(fact), normalize_query(text)
-    if f in t:
+    """The fact as one contiguous string of the text, both normalised like the corpus (Simplified, no
+    pinyin, width-folded) and without digit-group commas ("1,200" is "1200"). No piecewise matching:
+    "第1" is not in "…1月…第3名"."""
+    f, t = _graded(fact), _graded(text)
+    return bool(f) and f in t
+
+
+def _graded(text: str) -> str:
+    return re.sub(r"(?<=\d),(?=\d{3})", "", normalize_query(text)).replace(" ", "")
+
+
+def citation_holds(citation: dict, item: QAItem, spans: list[tuple[str, int, int]]) -> bool:
+    """A citation counts when it overlaps a recorded evidence span, or its quote holds a fact (news sets
+    carry the same answer in several files; the one recorded file is not the only right one)."""
+    if any(overlaps(citation["doc"], citation["start"], citation["end"], s, 0.3)
+           or (citation["doc"] == s[0] and s[1] <= citation["start"] < s[2]) for s in spans):
         return True
-    values = numbers_in(f)
-    return bool(values) and values <= numbers_in(t) and all(ch in t for ch in f if "\u4e00" <= ch <= "\u9fff")
+    quote = citation["quote"]
+    return any(ev in quote for ev in item.evidence) or any(fact_found(f, quote) for f in item.facts)
 
 
 def judge_answer(item: QAItem, result: dict, spans: list[tuple[str, int, int]], corpus: Path) -> dict:
     citations = result.get("citations", [])
     quotes_exact = sum(read_raw(corpus / c["doc"])[c["start"]:c["end"]] == c["quote"] for c in citations)
-    cited_evidence = sum(any(overlaps(c["doc"], c["start"], c["end"], s, 0.3) or
-                             any(c["doc"] == s[0] and s[1] <= c["start"] < s[2] for s in spans)
-                             or any(ev in c["quote"] for ev in item.evidence)
-                             for s in spans) for c in citations)
+    cited_evidence = sum(citation_holds(c, item, spans) for c in citations)
     text = result.get("answer", "")
     if item.lang == "en":
         text += " " + " ".join(c["quote"] for c in citations)
     facts = [fact_found(f, text) for f in item.facts]
-    quote_text = " ".join(c["quote"] for c in citations)
-    invented = numbers_in(normalize_query(strip_markers(result.get("answer", "")))) - numbers_in(normalize_query(quote_text))
+    quote_text = normalize_query(" ".join(c["quote"] for c in citations))
+    answer = normalize_query(strip_markers(result.get("answer", "")))
+    invented = numbers_in(answer) - numbers_in(quote_text)
+    names = [n for n in names_in(answer) if n not in quote_text and n not in normalize_query(item.q)]
     refused = bool(result.get("refused"))
     correct = (not item.answerable and refused) or (item.answerable and not refused and all(facts)
                                                     and cited_evidence > 0)
     return {"refused": refused, "facts_found": facts, "correct": correct, "n_citations": len(citations),
             "quotes_exact": quotes_exact, "citations_with_evidence": cited_evidence,
-            "unsupported_numbers": len(invented)}
+            "unsupported_numbers": len(invented), "unsupported_names": names}
+
+
+def names_in(text: str) -> list[str]:
+    """Proper names (people, places, organisations) jieba finds in a Chinese text."""
+    import jieba.posseg
+
+    return [t.word for t in jieba.posseg.cut(text) if t.flag in ("nr", "ns", "nt", "nz") and len(t.word) > 1]
 
 
 # ---------------------------------------------------------------- aggregation
@@ -166,6 +190,7 @@ def answer_metrics(rows: list[dict]) -> dict:
         "refusal_precision": round(sum(not r["answerable"] for r in refused) / (len(refused) or 1), 3),
         "answerable_refused": round(sum(r["verdict"]["refused"] for r in ans) / (len(ans) or 1), 3),
         "unsupported_numbers": sum(r["verdict"]["unsupported_numbers"] for r in judged),
+        "unsupported_names": sum(len(r["verdict"].get("unsupported_names", [])) for r in judged),
         "ttft_p50_s": pct(ttft, 0.5), "ttft_p90_s": pct(ttft, 0.9),
         "total_p50_s": pct(total, 0.5), "total_p90_s": pct(total, 0.9),
     }
@@ -177,65 +202,157 @@ def summarize(rows: list[dict]) -> dict:
         groups[kind] = [r for r in rows if r["kind"] == kind]
     for split in ("tune", "heldout"):
         groups[f"split:{split}"] = [r for r in rows if r["split"] == split]
-    return {name: {**retrieval_metrics(g), **answer_metrics(g), "questions": len(g)}
-            for name, g in groups.items() if g}
+    summary = {name: {**retrieval_metrics(g), **answer_metrics(g), "questions": len(g)}
+               for name, g in groups.items() if g}
+    return {**summary, "counts": counts(rows)}
 
 
 # ---------------------------------------------------------------- running
 
-def run_eval(rt, items: list[QAItem], retrieval_only: bool, model: str | None, progress: bool = True) -> list[dict]:
-    from rag.ask import answer, answer_json, retrieve_for
-    from rag.cli import hit_json
+@dataclass(frozen=True)
+class Suite:
+    """One QA set with the corpus it is asked of."""
 
+    name: str
+    qa: Path
+    corpus: Path
+
+
+def bench_root() -> Path:
+    """The development sets beside the checkout (../shared/bench), or RAG_BENCH_DIR."""
+    return Path(os.environ.get("RAG_BENCH_DIR", PROJECT_ROOT.parent / "shared" / "bench"))
+
+
+def known_suites() -> dict[str, Suite]:
+    """'own' (eval/qa.jsonl over corpus/) and every bench folder holding qa.jsonl and corpus/."""
+    suites = {"own": Suite("own", PROJECT_ROOT / "eval" / "qa.jsonl", PROJECT_ROOT / "corpus")}
+    root = bench_root()
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            if (folder / "qa.jsonl").is_file() and (folder / "corpus").is_dir():
+                suites[folder.name] = Suite(folder.name, folder / "qa.jsonl", folder / "corpus")
+    return suites
+
+
+def pick_suites(names: list[str]) -> list[Suite]:
+    """Suites by name; 'all' is every known suite. Raises ValueError naming the known ones."""
+    known = known_suites()
+    wanted = list(known) if "all" in names else names
+    missing = [n for n in wanted if n not in known]
+    if missing:
+        raise ValueError(f"unknown suite {', '.join(missing)}; known: {', '.join(known)}, all")
+    return [known[n] for n in dict.fromkeys(wanted)]
+
+
+def run_eval(rt, items: list[QAItem], retrieval_only: bool, model: str | None, progress: bool = True,
+             desc: str = "eval") -> list[dict]:
+    """One row per question; a question that raises becomes a row with an "error" and the run goes on."""
     rows = []
-    for item in tqdm(items, desc="eval", unit="q", disable=not progress, file=sys.stderr):
+    for item in tqdm(items, desc=desc, unit="q", disable=not progress, file=sys.stderr):
         spans = evidence_spans(item, rt.cfg.corpus)
         row = {"id": item.id, "q": item.q, "kind": item.kind, "split": item.split, "answerable": item.answerable,
-               "numeric": item.numeric}
-        if retrieval_only:
-            retrieval = retrieve_for(rt, item.q)
-            hits = [hit_json(h) for h in retrieval.hits]
-            row["timings"] = {"retrieval_s": round(retrieval.seconds, 3)}
-        else:
-            result = answer(rt, item.q, model)
-            out = answer_json(result)
-            hits = [hit_json(h) for h in result.retrieval.hits]
-            row.update({"answer": out["answer"], "citations": out["citations"], "draft": result.draft,
-                        "support": out["support"],
-                        "dropped": result.dropped, "reason": result.reason, "timings": out["timings"],
-                        "variants": list(result.retrieval.variants),
-                        "evidence": [{"doc": e.doc, "start": e.start, "end": e.end, "score": e.score, "norm": e.norm}
-                                     for e in result.evidence]})
-            row["verdict"] = judge_answer(item, out, spans, rt.cfg.corpus)
-        row["hits"] = hits
-        row["rank"] = first_relevant_rank(hits, spans) if spans else None
+               "numeric": item.numeric, "facts": item.facts}
+        try:
+            row.update(_retrieval_row(rt, item) if retrieval_only else _answer_row(rt, item, model, spans))
+        except Exception as exc:  # one bad question never ends the batch
+            row.update({"error": f"{type(exc).__name__}: {exc}", "hits": [], "timings": {}})
+            if not retrieval_only:
+                row["verdict"] = judge_answer(item, {"refused": True, "citations": []}, spans, rt.cfg.corpus)
+        row["rank"] = first_relevant_rank(row["hits"], spans) if spans else None
         rows.append(row)
     return rows
 
 
-def write_report(rows: list[dict], summary: dict, meta: dict, out_root: Path) -> Path:
-    folder = out_root / time.strftime("%Y%m%d-%H%M%S")
+def _retrieval_row(rt, item: QAItem) -> dict:
+    from rag.ask import retrieve_for
+
+    retrieval = retrieve_for(rt, item.q)
+    return {"hits": [hit_json(h) for h in retrieval.hits], "timings": {"retrieval_s": round(retrieval.seconds, 3)}}
+
+
+def _answer_row(rt, item: QAItem, model: str | None, spans: list[tuple[str, int, int]]) -> dict:
+    from rag.ask import answer, answer_json
+
+    result = answer(rt, item.q, model)
+    out = answer_json(result)
+    return {"answer": out["answer"], "refused": out["refused"], "citations": out["citations"],
+            "draft": result.draft, "support": out["support"], "dropped": result.dropped, "reason": result.reason,
+            "timings": out["timings"], "variants": list(result.retrieval.variants),
+            "hits": [hit_json(h) for h in result.retrieval.hits],
+            "evidence": [{"doc": e.doc, "start": e.start, "end": e.end, "score": e.score, "norm": e.norm}
+                         for e in result.evidence],
+            "verdict": judge_answer(item, out, spans, rt.cfg.corpus)}
+
+
+def combined_table(summaries: dict[str, dict]) -> str:
+    """One line per suite: the figures that decide whether a change helps everywhere."""
+    head = ["suite", "questions", "correct", "unanswerable refused", "answerable refused", "R@5",
+            "unsupported numbers", "unsupported names", "quotes exact", "TTFT p50"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, summary in summaries.items():
+        m, n = summary.get("all", {}), summary.get("counts", {})
+        lines.append("| " + " | ".join(str(x) for x in [
+            name, m.get("questions", 0), f"{n.get('correct', '–')}/{n.get('answerable', 0)}",
+            f"{n.get('refused_unanswerable', '–')}/{n.get('unanswerable', 0)}",
+            f"{n.get('refused_answerable', '–')}/{n.get('answerable', 0)}", m.get("R@5", "–"),
+            m.get("unsupported_numbers", "–"), m.get("unsupported_names", "–"), m.get("quote_exact", "–"),
+            m.get("ttft_p50_s", "–")]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def counts(rows: list[dict]) -> dict:
+    """Raw counts beside the rates, so a table reads "85/100" rather than "0.85"."""
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    out = {"answerable": len(ans), "unanswerable": len(una), "errors": sum("error" in r for r in rows)}
+    if any("verdict" in r for r in rows):
+        out.update({"correct": sum(r["verdict"]["correct"] for r in ans),
+                    "refused_unanswerable": sum(r["verdict"]["refused"] for r in una),
+                    "refused_answerable": sum(r["verdict"]["refused"] for r in ans)})
+    return out
+
+
+def failures(rows: list[dict]) -> str:
+    """Markdown list of every question not answered right, with what the product said and why."""
+    out = []
+    for r in rows:
+        wrong = ("verdict" in r and not r["verdict"]["correct"]) or ("verdict" not in r and r["answerable"]
+                                                                    and not (r["rank"] and r["rank"] <= 5))
+        if not wrong and "error" not in r:
+            continue
+        out.append(f"- **{r['id']}** ({r['kind']}, rank {r['rank']}) {r['q']}\n  facts {r.get('facts')}; "
+                   f"answer: {r.get('answer', '')!r}; reason: {r.get('reason', '')}; error: {r.get('error', '')}")
+    return "\n".join(out) + "\n"
+
+
+def write_report(rows: list[dict], summary: dict, meta: dict, out_root: Path, name: str = "") -> Path:
+    """report.json, report.md, failures.md and plots in <out_root>/<timestamp>[/<name>]."""
+    folder = out_root / (name or time.strftime("%Y%m%d-%H%M%S"))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps({"meta": meta, "summary": summary, "questions": rows},
                                                    ensure_ascii=False, indent=1), encoding="utf-8")
     (folder / "report.md").write_text(markdown(summary, meta), encoding="utf-8")
+    (folder / "failures.md").write_text(failures(rows), encoding="utf-8")
     plot(rows, summary, folder)
     return folder
 
 
 def markdown(summary: dict, meta: dict) -> str:
-    cols = sorted({k for v in summary.values() for k in v}, key=_col_order)
+    cols = sorted({k for name, v in summary.items() if name != "counts" for k in v}, key=_col_order)
     lines = [f"# Evaluation {meta.get('started', '')}", "",
              f"QA set `{meta.get('qa')}`, corpus `{meta.get('corpus')}`, model `{meta.get('model')}`, "
              f"retrieval only: {meta.get('retrieval_only')}", "",
              "| group | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for name, m in summary.items():
+        if name == "counts":
+            continue
         lines.append(f"| {name} | " + " | ".join(str(m.get(c, "")) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 
 _ORDER = ["questions", "n", "R@1", "R@3", "R@5", "MRR", "answer_correct", "cited_evidence", "citation_precision",
-          "quote_exact", "refusal_recall", "refusal_precision", "answerable_refused", "unsupported_numbers"]
+          "quote_exact", "refusal_recall", "refusal_precision", "answerable_refused", "unsupported_numbers",
+          "unsupported_names"]
 
 
 def _col_order(col: str) -> tuple[int, str]:

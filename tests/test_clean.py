@@ -1,3 +1,5 @@
+import unicodedata
+
 import opencc
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,3 +79,15 @@ def test_offset_map_property(raw):
     if n.text:
         a, b = n.raw_span(0, len(n.text))
         assert raw[a:b]  # the whole normalised text maps to a real raw slice
+
+
+def test_furniture_words_inside_body_sentences_are_kept():
+    """News sentences may say 主办单位, 责任编辑, 相关信息 or 彩票: only a line of their own is furniture."""
+    body = ["本次活动的主办单位是市体育局，承办单位为市马拉松协会。",
+            "据相关信息显示，该项目已于去年开工。",
+            "他曾任该报责任编辑，后调任新闻部主任。",
+            "今年体育彩票销量同比增长12%，公益金用于全民健身。"]
+    for sentence in body:
+        assert normalize(sentence).text == unicodedata.normalize("NFKC", sentence)
+    page = "正文第一句。\n责任编辑：王五\n主办单位：某市人民政府 技术支持：某公司\n开云体育官网 注册入口\n"
+    assert normalize(page).text == "正文第一句。"

@@ -438,7 +438,7 @@ class HashEmbedder:
 
     dim = 32
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], prompt: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -530,6 +530,9 @@ def manifest_spec(name: str) -> dict:
     return next(g for g in manifest["generators"] if g["name"] == name)
 
 
+EMBEDDER = json.loads((PROJECT / "models" / "manifest.json").read_text(encoding="utf-8"))["embedder"]
+
+
 @pytest.fixture
 def models_dir(tmp_path) -> Path:
     folder = tmp_path / "models"
@@ -551,7 +554,7 @@ def test_truncated_gguf(models_dir, cli_corpus):
     spec = manifest_spec(SMALL)
     with open(PROJECT / "models" / spec["file"], "rb") as src:
         (models_dir / spec["file"]).write_bytes(src.read(2**20))
-    (models_dir / "qwen-static-embed").symlink_to(PROJECT / "models" / "qwen-static-embed")
+    (models_dir / EMBEDDER["dir"]).symlink_to(PROJECT / "models" / EMBEDDER["dir"])
     env = {**cli_env, "RAG_MODELS_DIR": str(models_dir)}
 
     err = assert_one_line_error(run(["ask", "x", "--model", SMALL, "--corpus", str(corpus)], env, timeout=300))
@@ -562,7 +565,7 @@ def test_truncated_gguf(models_dir, cli_corpus):
     rows = {line.split()[0]: line for line in out.stdout.decode().splitlines()}
     assert f"wrong size ({2**20} of {spec['bytes']} bytes)" in rows[SMALL]
     assert rows["qwen2.5-coder-1.5b"].endswith("missing")
-    assert rows["qwen-static-embed"].endswith("verified")
+    assert rows[EMBEDDER["name"]].endswith("verified")
 
 
 def test_corrupt_gguf_of_the_right_size(models_dir, cli_corpus):
@@ -571,7 +574,7 @@ def test_corrupt_gguf_of_the_right_size(models_dir, cli_corpus):
     spec = manifest_spec(SMALL)
     with open(models_dir / spec["file"], "wb") as fh:
         fh.truncate(spec["bytes"])  # sparse: no disk used
-    (models_dir / "qwen-static-embed").symlink_to(PROJECT / "models" / "qwen-static-embed")
+    (models_dir / EMBEDDER["dir"]).symlink_to(PROJECT / "models" / EMBEDDER["dir"])
     env = {**cli_env, "RAG_MODELS_DIR": str(models_dir)}
 
     out = run(["models", "list"], env, timeout=300)
@@ -591,7 +594,7 @@ def test_corrupt_translator_does_not_stop_search(models_dir, cli_corpus):
     spec = manifest_spec("qwen2.5-coder-1.5b")
     with open(models_dir / spec["file"], "wb") as fh:
         fh.truncate(spec["bytes"])
-    (models_dir / "qwen-static-embed").symlink_to(PROJECT / "models" / "qwen-static-embed")
+    (models_dir / EMBEDDER["dir"]).symlink_to(PROJECT / "models" / EMBEDDER["dir"])
     env = {**cli_env, "RAG_MODELS_DIR": str(models_dir)}
     out = run(["search", "--json", "--corpus", str(corpus)], env,
               stdin=b"How many river chiefs does Qinghe county have?\n\xe6\xb2\xb3\xe9\x95\xbf\n", timeout=600)

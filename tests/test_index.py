@@ -11,9 +11,9 @@ class CountingEmbedder:
     def __init__(self, inner):
         self.inner, self.dim, self.texts = inner, inner.dim, 0
 
-    def embed(self, texts):
+    def embed(self, texts, prompt):
         self.texts += len(texts)
-        return self.inner.embed(texts)
+        return self.inner.embed(texts, prompt)
 
 
 def test_incremental_add_and_delete(runtime, fixture_corpus, tmp_path, caplog):

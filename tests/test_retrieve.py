@@ -1,5 +1,5 @@
 from rag.retrieve import is_english, rrf_fuse, search
-from rag.tokens import romanised_names
+from rag.tokens import pinyin_names, romanised_names
 
 
 def test_rrf_fuse_rewards_agreement():
@@ -33,6 +33,28 @@ def test_english_names_meet_chinese_words(runtime):
     assert names == {"Qinghe": ["青禾"]}
     hits = search(runtime.index, runtime.embedder, "Qinghe river chiefs", k=3, variants=("青禾",))
     assert hits[0].chunk.doc == "river.txt"
+
+
+def test_english_question_is_embedded_as_it_is(runtime):
+    """No rendering, no name table: the multilingual embedder alone meets the Chinese text."""
+    for question, doc in [("How many river chiefs does Qinghe county have?", "river.txt"),
+                          ("How much did tourism income grow in the forest park?", "forest.txt")]:
+        hits = search(runtime.index, runtime.embedder, question, k=3, weights=(0.0, 1.0))
+        assert hits[0].chunk.doc == doc, (question, [h.chunk.doc for h in hits])
+
+
+def test_query_and_passage_prompts_differ(runtime):
+    text = ["青禾县设立了河长"]
+    query, passage = runtime.embedder.embed(text, "query"), runtime.embedder.embed(text, "passage")
+    assert 0.8 < float(query[0] @ passage[0]) < 0.999  # same text, a different role prefix
+
+
+def test_pinyin_table_holds_only_names_in_a_fixed_order():
+    words = ["背景", "伤害", "北京", "荥经", "我们", "嫦娥", "上海"]
+    table = pinyin_names(words)
+    assert table == pinyin_names(list(reversed(words)))
+    found = romanised_names("Did women in Beijing and Shanghai see a change like Yingjing?", table)
+    assert found == {"Beijing": ["北京"], "Shanghai": ["上海"], "Yingjing": ["荥经"]}
 
 
 def test_empty_and_odd_queries(runtime):

@@ -1,0 +1,91 @@
+"""Answer or refuse: one decision over a few named signals, each thresholded in Config.
+
+A small model given sources about the question's topic writes a confident sentence whether or not the
+sources answer it. Word overlap between the answer and the sources cannot tell the two apart (the
+answer echoes the question). What can: does the best evidence sentence, read with the sentence before
+it, hold the question's *informative* words — weighted by how rare each is in the collection, so a
+topic word every page repeats says little and the one word that pins the question down says most — and
+does it hold the kind of fact asked (a figure for 多少, a date for 什么时候)? The thresholds are
+calibrated on the development sets (README "Refusal").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rag.patterns import CJK_RUN, CN_FIGURE, DATE, NUMBER
+from rag.question import Question
+from rag.tokens import tokenize
+
+# Words that say what kind of answer is wanted, not what it is about.
+_ASKING = frozenset("哪 哪个 哪些 哪里 哪儿 哪位 哪年 哪一年 谁 何 何时 何地 为何 多 多大 多久 几 是 指 称为 被称为 叫 叫做 "
+                    "名称 名字 时候 什么时候 主要 分别 各自 一个 目前 当时 曾经 为什么 原因".split())
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Why the evidence does or does not answer a question; all in [0, 1] or booleans."""
+
+    coverage: float  # rarity-weighted share of the question's words in the best evidence (with context)
+    holds_kind: bool  # the best evidence states the kind of fact asked (figure, date), or none is asked
+    similarity: float = 0.0  # dense cosine of question and best evidence (cross-lingual questions)
+
+
+def content_words(question: Question) -> list[str]:
+    """The words a question is about: its tokens less interrogatives and function words."""
+    return list(dict.fromkeys(t for t in tokenize(question.chinese) if t not in _ASKING))
+
+
+def word_weights(words: list[str], document_frequency: Callable[[str], tuple[int, int]]) -> dict[str, float]:
+    """Inverse document frequency of each word in the collection (a word no chunk holds is rare: it
+    weighs most, so a question about something absent scores low)."""
+    weights = {}
+    for w in words:
+        df, n = document_frequency(w)
+        weights[w] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return weights
+
+
+def word_found(word: str, text: str) -> float:
+    """1 when the word is in the text; else the share of its character pairs there (薪资 vs 薪酬 is 0,
+    抑郁症 vs 重抑症 is 0.5), so paraphrase earns part of the credit and a wholly absent word none."""
+    if word in text:
+        return 1.0
+    pairs = [word[i:i + 2] for i in range(len(word) - 1)]
+    if not pairs or not CJK_RUN.fullmatch(word):
+        return 0.0
+    return 0.5 * sum(p in text for p in pairs) / len(pairs)
+
+
+def coverage(weights: dict[str, float], text: str) -> float:
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return sum(w * word_found(word, text) for word, w in weights.items()) / total
+
+
+def holds_kind(question: Question, text: str) -> bool:
+    """Does a sentence state the kind of fact the question asks for? Only figures and dates can be told
+    from the text alone; other kinds always pass."""
+    if question.asks == "figure":
+        if question.measure == "%":
+            return any(s in text for s in ("%", "％", "‰", "百分之", "成"))
+        return bool(NUMBER.search(text) or CN_FIGURE.search(text))
+    if question.asks == "date":
+        return bool(DATE.search(text))
+    return True
+
+
+def refusal(signals: Signals, question: Question, min_coverage: float, min_similarity: float) -> str:
+    """Why the documents do not answer, or '' when they may. Chinese questions are judged by coverage;
+    an English question's words never occur in Chinese text, so it is judged by dense similarity."""
+    if question.lang == "en":
+        if signals.similarity < min_similarity:
+            return f"no evidence is close enough to the question (similarity {signals.similarity:.2f})"
+    elif signals.coverage < min_coverage:
+        return f"the evidence holds too little of what the question asks ({signals.coverage:.2f})"
+    if not signals.holds_kind:
+        return f"the best evidence states no {question.asks}"
+    return ""

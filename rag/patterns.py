@@ -1,0 +1,31 @@
+"""Shared text patterns: CJK ranges, figures with their scale and measure words, dates.
+
+Every stage that reads numbers or Chinese characters uses these, so "what counts as a figure" is decided
+in one place (a figure the verifier accepts is one the evaluator and the refusal check see too).
+"""
+
+from __future__ import annotations
+
+import re
+
+CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_CHAR = re.compile(f"[{CJK}]")
+CJK_RUN = re.compile(f"[{CJK}]+")
+CJK_SPAN = re.compile(f"[{CJK}]{{2,}}")
+LATIN = re.compile(r"[a-zA-Z]")
+
+# A figure: digits with an optional decimal part and a scale or percent sign written after them.
+NUMBER = re.compile(
+    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
+SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6,
+         "m": 1e6, "billion": 1e9, "bn": 1e9, "thousand": 1e3, "k": 1e3}
+# Measure words that say what a figure counts: 12个 and 2808棵 are different facts.
+MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
+# Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
+SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位"}
+CN_DIGITS = "零一二两三四五六七八九十百千万亿"
+# Chinese numerals with a measure word (三个, 近千人): a figure without digits.
+CN_FIGURE = re.compile(f"[{CN_DIGITS}几]+[余多]?(.)")
+# A date or time a sentence states: 2023年, 5月4日, 今年, 上周三, 10:30.
+DATE = re.compile(r"\d{1,4}\s*[年月日号]|[今去明前]年|[上下本]?(?:周|星期)[一二三四五六日天]|[昨今明前]天|"
+                  r"\d{1,2}[:：]\d{2}|[一二三四五六七八九十]+月")

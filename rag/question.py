@@ -1,0 +1,95 @@
+"""A question analysed once: language, normalised form, names, and the kind of answer it asks for.
+
+Every later stage (evidence selection, refusal, verification) reads this record instead of re-parsing
+the text. The kind of answer comes from the interrogative word alone (多少 / 谁 / 什么时候 / where…),
+which is how any question in either language says what it wants; nothing here knows a document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import opencc
+
+from rag.attribute import question_names
+from rag.clean import normalize_query
+from rag.patterns import CJK_CHAR, CJK_SPAN, LATIN
+
+_T2S = opencc.OpenCC("t2s")
+
+# The interrogative, in Simplified form, says which kind of fact answers the question. Order matters:
+# 多少年 asks for a figure, 哪一年 for a date.
+_ASKS = [
+    ("date", re.compile(r"什么时[候间]|何时|哪[一]?[年月天日]|几[月号点]|几月几[日号]|多久以前|日期|"
+                        r"\bwhen\b|what (?:year|date|day|month|time)|which (?:year|date|day|month)", re.I)),
+    ("figure", re.compile(r"多少|几[^月号点何乎]|几成|多[大高长远重久快]|比例|占比|百分之|百分比|增[长速]|"
+                          r"how (?:many|much|large|big|long|high|old|far|fast)|"
+                          r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)),
+    ("person", re.compile(r"谁|哪[一]?位|\bwho(?:m|se)?\b", re.I)),
+    ("place", re.compile(r"哪里|哪儿|在哪|何[地处]|哪[一]?个(?:城市|国家|省|地方|地区)|\bwhere\b", re.I)),
+]
+_ASKED_SHARE = re.compile(r"比例|占比|百分之|百分比|percentage|what share|what proportion", re.I)
+_ASKED_MEASURE = re.compile(r"(?<![第哪])(?:多少|几)[亿万千百]?([^\W\d])(人?)")  # not 第几名, 哪几种
+_ABOUT_PAGE = re.compile(r"作者|记者|编辑|撰稿|发布|发表|刊登|来源|出处|\b(?:author|wrote|written|published|"
+                         r"publication|byline|reporter|source of (?:this|the) (?:article|report))\b", re.I)
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str  # as asked
+    lang: str  # "en", "zh" or "zh-Hant"
+    norm: str  # normalised like the corpus (Simplified, folded, no pinyin)
+    asks: str  # "figure", "date", "person", "place" or "other"
+    measure: str = ""  # the measure word a figure question names (个 for 多少个, % for 占比), else ""
+    names: dict[str, bool] = field(default_factory=dict)  # asked places/organisations -> surely a place
+    about_page: bool = False  # asks for the article's author, date or source: the page head answers
+
+    @property
+    def chinese(self) -> str:
+        """The Chinese a question carries (all of it for a Chinese question; names for an English one)."""
+        return self.norm if self.lang != "en" else " ".join(CJK_SPAN.findall(self.norm))
+
+
+def is_english(text: str) -> bool:
+    """Mostly Latin letters."""
+    latin, cjk = len(LATIN.findall(text)), len(CJK_CHAR.findall(text))
+    return latin >= 8 and latin > 2 * cjk
+
+
+def question_lang(text: str) -> str:
+    if is_english(text):
+        return "en"
+    return "zh-Hant" if _T2S.convert(text) != text else "zh"
+
+
+def answer_kind(norm: str) -> str:
+    """What kind of fact the question asks for, from its interrogative word."""
+    for kind, pattern in _ASKS:
+        if pattern.search(norm):
+            return kind
+    return "other"
+
+
+def asked_measure(norm: str) -> str:
+    """The measure word a figure question asks for ('个' for 多少个, '%' for 占比), '' if none is named."""
+    from rag.cite import canonical_measure
+
+    if _ASKED_SHARE.search(norm):
+        return "%"
+    m = _ASKED_MEASURE.search(norm)
+    if not m:
+        return ""
+    return "人" if m.group(2) and m.group(1) == "个" else canonical_measure(m.group(1))  # 几个人 counts 人
+
+
+def analyse(text: str, names: dict[str, bool] | None = None) -> Question:
+    """The one record every stage reads. `names` overrides the names found in the text (an English
+    question's names come from the caller, which can match them against the corpus)."""
+    lang = question_lang(text)
+    norm = normalize_query(text)
+    asks = answer_kind(norm)
+    chinese = norm if lang != "en" else " ".join(CJK_SPAN.findall(norm))
+    found = question_names(chinese) if chinese.strip() else {}
+    return Question(text, lang, norm, asks, asked_measure(norm) if asks == "figure" else "",
+                    {**found, **(names or {})}, bool(_ABOUT_PAGE.search(norm)))
