@@ -82,7 +82,9 @@ def _windows(text: str, a: int, b: int) -> list[tuple[int, int]]:
 
 def _is_content(text: str) -> bool:
     cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
-    return cjk >= 12 and not (len(text) < 40 and _FURNITURE.search(text))
+    short = len(text) < 40
+    # a short line without a sentence's punctuation is a title or caption, not a statement
+    return cjk >= 12 and not (short and (_FURNITURE.search(text) or not re.search(r"[。！？；;!?，,]", text)))
 
 
 def topic_terms(topic: str) -> list[str]:
@@ -215,11 +217,12 @@ def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
             passages.append(p)
     if not passages:
         return []
-    vecs = rt.embedder.embed([normalize(topic).text] + [p.norm for p in passages])
+    topic_vec = rt.embedder.embed([normalize(topic).text], "query")[0]
+    vecs = rt.embedder.embed([p.norm for p in passages], "passage")
     terms = topic_terms(" ".join([topic, *retrieval.variants]))  # an English topic's Chinese rendering
     if not any(t in p.norm for t in terms for p in passages):
         return []  # not one sentence uses a word of the topic: the collection does not cover it
-    scored = score_passages(passages, vecs[0], vecs[1:], terms)
+    scored = score_passages(passages, topic_vec, vecs, terms)
     return merge_duplicates([p for p in scored if p.score >= FLOOR])[:limit]
 
 
@@ -232,7 +235,7 @@ def plan(rt, topic: str, sections: int = 5, per_section: int = 4) -> list[Theme]
     if not passages:
         return []
     n = min(sections, max(1, len(passages) // 3))
-    vecs = rt.embedder.embed([p.norm for p in passages])
+    vecs = rt.embedder.embed([p.norm for p in passages], "passage")
     labels = cluster(vecs, [p.norm for p in passages], n)
     groups = [[p for p, label in zip(passages, labels, strict=True) if label == g] for g in sorted(set(labels))]
     groups = [sorted(g, key=lambda p: -p.score)[:per_section] for g in groups]
