@@ -234,7 +234,7 @@ def plan(rt, topic: str, sections: int = 5, per_section: int = 4) -> list[Theme]
     passages = gather(rt, topic, sections * per_section)
     if not passages:
         return []
-    n = min(sections, max(1, len(passages) // 3))
+    n = min(sections, max(1, (len(passages) + 2) // 3))  # about three sentences a theme
     vecs = rt.embedder.embed([p.norm for p in passages], "passage")
     labels = cluster(vecs, [p.norm for p in passages], n)
     groups = [[p for p, label in zip(passages, labels, strict=True) if label == g] for g in sorted(set(labels))]
