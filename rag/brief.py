@@ -94,6 +94,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _MARK = re.compile(r"\s*\[(\d{1,2})\]")
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）]*|$)(?:\s*\[\d{1,2}\])*")
 _CLAUSE = re.compile(r"[^，,；;]+(?:[，,；;]|$)(?:\s*\[\d{1,2}\])*")
+_LIST_MARK = re.compile(r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[)）]|\d+[、.．])\s*")
 _OPENING = re.compile(r"^(.{2,40}?)(?:[，,：:；;]|(?:主要)?包括|主要有|有以下|如下)")
 
 
@@ -164,7 +165,7 @@ def hold(sentence: str, evidence: list[Passage], topic: str) -> list[tuple[str, 
     """A drafted sentence as claims its evidence holds: as cited, re-cited, or clause by clause ([] if
     none). Markers are 1-based into `evidence`; the claims' cites are 0-based."""
     cites = sorted({int(n) - 1 for n in _MARK.findall(sentence) if 0 < int(n) <= len(evidence)})
-    body = _MARK.sub("", sentence).strip()
+    body = _LIST_MARK.sub("", _MARK.sub("", sentence).strip())  # 二、聚焦… : the source's list numbering
     body = body[restating_opening(body, topic):].lstrip("，,：:；; ")
     body = body[inserted_topic(body, topic, evidence):].lstrip("，,：:；; ").rstrip("，,；;：: ")
     if cites:

@@ -129,13 +129,14 @@ def test_a_sentence_is_repaired_or_dropped():
                 Passage("b.txt", "", 0, 14, "", "长寿区建成生物质发电厂1座。")]
     assert hold("江源区发展食用菌产业，年产量达到3万吨[1]。", evidence, topic)[0][1] == [0]
     assert hold("长寿区建成生物质发电厂1座[1]。", evidence, topic)[0][1] == [1]  # re-cited
-    # a restated topic loses its opening; a clause no quote holds is dropped, the rest split and re-cited
+    # a restated topic or list number loses its opening; a clause no quote holds is dropped, the rest split and re-cited
     assert hold("各地推进循环经济的措施包括江源区发展食用菌产业[1]。", evidence, topic)[0][0] == "江源区发展食用菌产业。"
     parts = hold("江源区发展食用菌产业，长寿区建成生物质发电厂1座，还新建了一所医院[1]。", evidence, topic)
     assert [(text, cites) for text, cites, _ in parts] == [("江源区发展食用菌产业", [0]), ("长寿区建成生物质发电厂1座", [1])]
     assert hold("江源区年产食用菌4万吨[1]。", evidence, topic) == []  # a figure no quote holds
     assert hold("各地积极推进循环经济[1]。", evidence, topic) == []  # says nothing beyond the topic
     assert restating_opening("江源区发展食用菌产业", topic) == 0
+    assert hold("二、江源区发展食用菌产业[1]。", evidence, topic)[0][0] == "江源区发展食用菌产业。"
     # the topic copied in front of a sentence whose quote does not open that way goes; a quote's own stays
     news = [Passage("n.txt", "", 0, 30, "", "火炬接力启动仪式在北京奥林匹克森林公园举行。"),
             Passage("m.txt", "", 0, 30, "", "北京冬奥会火炬“飞扬”以祥云纹样打底,传达吉祥的寓意。")]
