@@ -39,7 +39,7 @@ def check(data: dict, corpus: Path) -> dict:
         if first and len(first & topic) >= max(2, 0.5 * len(first)) or _topic_opening(c["text"], data["topic"], quotes):
             restating.append(c["text"])
     repeats = [(a["text"], b["text"]) for (i, a), (j, b) in combinations(claims, 2)
-               if i != j and i >= 0 and j >= 0 and _shared(a["text"], b["text"]) >= 0.5]
+               if i != j and i >= 0 and j >= 0 and _shared(a["text"], b["text"], topic) >= 0.5]
     return {
         "sections": len(data["sections"]), "sentences": len(claims), "sources": len(sources),
         "exact quotes": exact,
@@ -49,7 +49,7 @@ def check(data: dict, corpus: Path) -> dict:
         "documents cited": len({sources[n]["doc"] for _, c in claims for n in c["cites"]}),
         "headings": [s["heading"] for s in data["sections"]],
         "longest heading": max((len(s["heading"]) for s in data["sections"]), default=0),
-        "sentence pairs of different sections sharing >= 50% wording": repeats,
+        "sentence pairs of different sections sharing >= 50% of their own wording": repeats,
         "summary": data.get("summary_text", ""),
         "seconds": data["seconds"], "errors": data["errors"],
     }
@@ -62,8 +62,9 @@ def _topic_opening(text: str, topic: str, quotes: str) -> bool:
     return n >= 4 and text[:n + 4] not in quotes
 
 
-def _shared(a: str, b: str) -> float:
-    ga, gb = bigrams(_norm(a)), bigrams(_norm(b))
+def _shared(a: str, b: str, topic: set[str]) -> float:
+    """Share of the shorter sentence's wording (beyond the topic's own) that the other repeats."""
+    ga, gb = bigrams(_norm(a)) - topic, bigrams(_norm(b)) - topic
     return len(ga & gb) / min(len(ga), len(gb)) if ga and gb else 0.0
 
 

@@ -205,16 +205,7 @@ def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
     from rag.ask import retrieve_for
 
     retrieval = retrieve_for(rt, topic, k=k)
-    hits = retrieval.hits
-    seen: dict[str, list[tuple[int, int]]] = {}
-    passages = []
-    for hit in hits:
-        for p in sentences_of(hit.chunk):
-            spans = seen.setdefault(p.doc, [])
-            if any(p.start < b and a < p.end for a, b in spans):  # chunks overlap
-                continue
-            spans.append((p.start, p.end))
-            passages.append(p)
+    passages = whole_sentences([c for hit in retrieval.hits for c in (_before(rt, hit.chunk), hit.chunk) if c])
     if not passages:
         return []
     topic_vec = rt.embedder.embed([normalize(topic).text], "query")[0]
@@ -227,6 +218,21 @@ def gather(rt, topic: str, limit: int, k: int = 40) -> list[Passage]:
 
 
 FLOOR = 0.3  # on the 0..1 scale of score_passages: below it a sentence is about something else
+
+
+def _before(rt, chunk):
+    """The chunk overlapping this one's start: a chunk may begin mid-sentence, its predecessor holds the whole."""
+    return next((c for c in rt.index.chunks if c.doc == chunk.doc and c.start < chunk.start < c.end), None)
+
+
+def whole_sentences(chunks: list) -> list[Passage]:
+    """Sentences of overlapping chunks, each kept once: of overlapping spans the longest (紧紧围绕…, not 紧围绕…)."""
+    candidates = sorted((p for c in chunks for p in sentences_of(c)), key=lambda p: p.start - p.end)
+    kept: list[Passage] = []
+    for p in candidates:
+        if not any(p.doc == k.doc and p.start < k.end and k.start < p.end for k in kept):
+            kept.append(p)
+    return kept
 
 
 def plan(rt, topic: str, sections: int = 5, per_section: int = 4) -> list[Theme]:
