@@ -18,7 +18,7 @@ import gradio as gr  # noqa: I001
 
 import rag  # noqa: F401  (sets the offline environment before gradio is imported)
 from rag.ask import Answer, answer_stream
-from rag.brief import Briefing, to_docx, to_markdown, write_briefing
+from rag.brief import Briefing, Progress, briefing_stream, to_docx, to_markdown
 from rag.cli import failure_line, make_config, question_error, setup_logging
 from rag.collection import add_file
 from rag.load import SUFFIXES, LoadError, read_raw
@@ -123,18 +123,24 @@ def build_app(rt: Runtime) -> gr.Blocks:
             messages.append(f"index: {index.manifest['n_chunks']} chunks from {len(index.manifest['docs'])} files")
         return "\n".join(messages)
 
-    def brief(topic: str, model: str, docs: float, fmt: str, progress: gr.Progress = gr.Progress()):  # noqa: B008
+    def brief(topic: str, model: str, sections: float, fmt: str):
+        """Streams the briefing: a status line per section, then the whole text and the download."""
         error = question_error(topic or "")
         if error:
-            return f"⚠ {error.replace('question', 'topic')}", None
+            yield f"⚠ {error.replace('question', 'topic')}", None
+            return
         if fmt not in FORMATS:
-            return f"⚠ unknown format {fmt!r}; choose {' or '.join(FORMATS)}", None
-        progress(0, desc="planning sections")
-        b = write_briefing(rt, topic, int(docs), model, progress=False,
-                           on_section=lambda i, n: progress((i, n), desc=f"section {i + 1} of {n}"))
-        if not b.sections:
-            return "🚫 The documents say nothing on this topic that could be cited.", None
-        return to_markdown(b), str(save_briefing(b, fmt, Path(downloads.name)))
+            yield f"⚠ unknown format {fmt!r}; choose {' or '.join(FORMATS)}", None
+            return
+        for item in briefing_stream(rt, topic, int(sections), model):
+            if isinstance(item, Progress):
+                yield f"*{html.escape(item.note)}…* ({item.done}/{item.total})", None
+                continue
+            if not item.sections:
+                notes = "; ".join(item.errors)
+                yield f"🚫 The documents say nothing on this topic that could be cited. {notes}".strip(), None
+                return
+            yield to_markdown(item), str(save_briefing(item, fmt, Path(downloads.name)))
 
     with gr.Blocks(title="Chinese documents QA") as app:
         gr.Markdown("## Ask your Chinese documents\nAnswers cite the exact source sentences; "
@@ -167,7 +173,7 @@ def build_app(rt: Runtime) -> gr.Blocks:
                     brief_btn = gr.Button("Write briefing", variant="primary", elem_id="brief")
                 with gr.Column(scale=2):
                     brief_model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
-                    docs = gr.Slider(1, 10, value=5, step=1, label="Documents to cover")
+                    docs = gr.Slider(1, 6, value=5, step=1, label="Sections (themes), at most")
                     fmt = gr.Radio(list(FORMATS), value="Markdown", label="Download as")
             briefing = gr.Markdown(elem_id="briefing")
             download = gr.File(label="Download", elem_id="briefing-file")

@@ -340,7 +340,8 @@ def _model_hashes(cfg: Config) -> dict:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="FILE.md or FILE.docx (default: Markdown on stdout).")
 @click.option("--model", default=None, help="Generator name (default: the 1.5B).")
-@click.option("--docs", type=click.IntRange(1, 20), default=5, show_default=True, help="Documents to cover.")
+@click.option("--sections", "--docs", "docs", type=click.IntRange(1, 10), default=5, show_default=True,
+              help="Themes to write, at most (fewer when the documents say little).")
 @click.option("--json", "as_json", is_flag=True, help="Print the briefing's structure as JSON.")
 @corpus_option
 def brief(topic: str, out_path: str | None, model: str | None, docs: int, as_json: bool, corpus: str | None,
@@ -355,6 +356,8 @@ def brief(topic: str, out_path: str | None, model: str | None, docs: int, as_jso
     cfg = make_config(corpus)
     rt = Runtime.open(cfg)
     b = briefing_stage.write_briefing(rt, topic, docs, model)
+    for error in b.errors:
+        click.echo(f"warning: {error}", err=True)
     if out_path:
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ RIVER_QUESTION = "青禾县设立了多少名河长？"
 MARKER = re.compile(r"\[(\d+)\]")
 SOURCE = re.compile(r"<div class='source' id='source-(\d+)'>.*?<code>(.*?)</code>.*?<mark>(.*?)</mark>", re.S)
 BRIEF_TOPIC = "各地如何推进生态治理？"
-BRIEF_SOURCE = re.compile(r"^(?:\d+\. )?(.*?) \(`?([^`()]+?)`?, characters (\d+)–(\d+)\): “(.*)”$", re.S)
+BRIEF_SOURCE = re.compile(r"^(?:\d+\. )?(.*?) \(`?([^`()]+?)`?, characters (\d+)–(\d+)\): “(.*)”(?: \(also in [^“”]*\))?$",
+                          re.S)
 
 
 def _free_port() -> int:
