@@ -140,10 +140,10 @@ MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空�
 def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_path_factory):
     """Five phrasings of the product's own example, on the default corpus with the default generator:
     each must cite the 96.4% air-quality sentence (not the water-quality one beside it)."""
+    from conftest import PRODUCT_MODEL
+
     from rag.config import Config
     from rag.service import Runtime
-
-    from conftest import PRODUCT_MODEL
 
     rt = Runtime.open(Config(corpus=project_corpus, index_root=tmp_path_factory.mktemp("project-index"),
                              generator=PRODUCT_MODEL, translator=PRODUCT_MODEL), progress=False)
