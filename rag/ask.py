@@ -95,7 +95,8 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
             except ModelError as exc:  # translation is a bonus: without the model, search still runs
                 log.warning("no translation of English questions: %s", exc)
     hits = search(rt.index, rt.embedder, question, k or rt.cfg.k, rt.cfg.candidates, variants,
-                  (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k, rt.store)
+                  (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k, rt.store,
+                  rt.cfg.bm25_weight_en if is_english(question) else None)
     if asks_about_page(question):
         hits = with_page_heads(rt.index, hits, k or rt.cfg.k)
     return Retrieval(hits, variants, time.perf_counter() - started)

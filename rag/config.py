@@ -28,6 +28,7 @@ class Config:
     rrf_k: int = 60
     bm25_weight: float = 1.0
     dense_weight: float = 0.3
+    bm25_weight_en: float = 0.3  # BM25 weight of an English question's own words (its Chinese variants keep bm25_weight)
     ann_threshold: int = 200_000  # chunks; exact FAISS search below (~5 ms at 200k), IVF above
     translate_queries: bool = False  # English questions: also search a 1.5B Chinese rendering (ablation)
     pinyin_names: bool = False  # English questions: also search corpus names spelled by their pinyin (ablation)
