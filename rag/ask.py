@@ -76,9 +76,10 @@ def question_lang(question: str) -> str:
 
 
 def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
-    """Hybrid search. The embedder is multilingual, so an English question is embedded as it is; any
-    Chinese it already holds is searched as a variant too (BM25 can match it exactly). Config switches
-    add romanised names matched by pinyin and a Chinese rendering by the generator (ablations)."""
+    """Hybrid search. The embedder is multilingual, so an English question is embedded as it is; the
+    corpus's proper names its romanised words spell (Yingjing -> 荥经) and any Chinese it already holds are
+    searched as a variant (BM25 matches names exactly). A Chinese rendering by the generator is a switch,
+    off: it did not pay for its second per question (README "Retrieval")."""
     started = time.perf_counter()
     variants: tuple[str, ...] = ()
     if is_english(question):
