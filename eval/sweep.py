@@ -31,8 +31,12 @@ SUITES = {"qa-tune": (ROOT / "eval" / "qa.jsonl", ROOT / "corpus")} | {
     name: (BENCH / name / "qa.jsonl", BENCH / name / "corpus") for name in ("rgb-news", "rgb-multi", "drcd-zht", "xquad-en")}
 CHUNKS = [(240, 60), (320, 80), (400, 100)]
 WEIGHTS = [(1.0, 0.0), (1.0, 0.3), (1.0, 0.5), (1.0, 1.0), (0.5, 1.0), (0.3, 1.0), (0.0, 1.0)]
-ENGLISH = {"direct": {}, "+pinyin names": {"pinyin_names": True}, "+translation": {"translate_queries": True},
-           "+pinyin +translation": {"pinyin_names": True, "translate_queries": True}}
+ENGLISH = {  # English questions: what the question's own BM25 words weigh, and which variants are searched
+    "BM25 words as Chinese": {"bm25_weight_en": None},
+    "BM25 words 0.3": {"bm25_weight_en": 0.3}, "BM25 words 0.1": {"bm25_weight_en": 0.1},
+    "no BM25 words": {"bm25_weight_en": 0.0}, "0 +pinyin names": {"bm25_weight_en": 0.0, "pinyin_names": True},
+    "0.1 +pinyin names": {"bm25_weight_en": 0.1, "pinyin_names": True},
+    "0 +pinyin +translation": {"bm25_weight_en": 0.0, "pinyin_names": True, "translate_queries": True}}
 
 
 class MemoEmbedder:
@@ -84,13 +88,16 @@ def line(label: str, r: dict) -> str:
 def sweep(args, embedder, embedder_id: str) -> list[dict]:
     results = []
     for size, overlap in args.chunks:
-        rts = {name: runtime_for(Config(corpus=corpus, index_root=args.index_root, chunk_size=size,
+        suites = {name: SUITES[name] for name in args.suites}
+        rts = {name: runtime_for(Config(corpus=corpus, index_root=args.index_root / f"{size}-{overlap}", chunk_size=size,
                                         chunk_overlap=overlap), embedder, embedder_id)
-               for name, (_, corpus) in SUITES.items()}
-        items = {name: questions(name, qa) for name, (qa, _) in SUITES.items()}
+               for name, (_, corpus) in suites.items()}
+        items = {name: questions(name, qa) for name, (qa, _) in suites.items()}
         for bm25_w, dense_w in args.weights:
+            en_w = bm25_w if args.en_bm25 is None else args.en_bm25
             per = {name: measure(dataclasses.replace(rt, cfg=dataclasses.replace(
-                rt.cfg, bm25_weight=bm25_w, dense_weight=dense_w)), items[name]) for name, rt in rts.items()}
+                rt.cfg, bm25_weight=bm25_w, dense_weight=dense_w, bm25_weight_en=en_w)), items[name])
+                for name, rt in rts.items()}
             row = {"chunk": f"{size}/{overlap}", "weights": f"{bm25_w}:{dense_w}", "suites": per,
                    "combined": combined(per)}
             results.append(row)
@@ -105,11 +112,14 @@ def english_ablation(args, embedder, embedder_id: str) -> list[dict]:
     results = []
     for name in ("qa-tune", "xquad-en"):
         qa, corpus = SUITES[name]
-        base = runtime_for(Config(corpus=corpus, index_root=args.index_root, chunk_size=size, chunk_overlap=overlap,
+        base = runtime_for(Config(corpus=corpus, index_root=args.index_root / f"{size}-{overlap}", chunk_size=size,
+                                  chunk_overlap=overlap,
                                   bm25_weight=bm25_w, dense_weight=dense_w), embedder, embedder_id)
         for label, switches in ENGLISH.items():
             if "translate_queries" in switches and not args.translate:
                 continue
+            if switches["bm25_weight_en"] is None:
+                switches = {**switches, "bm25_weight_en": bm25_w}
             r = measure(dataclasses.replace(base, cfg=dataclasses.replace(base.cfg, **switches)),
                         questions(name, qa), only_en=True)
             results.append({"suite": name, "variant": label, **r})
@@ -126,6 +136,9 @@ def main() -> None:
     parser.add_argument("--index-root", type=Path, default=Path("/tmp/rag-sweep-index"))
     parser.add_argument("--chunks", type=pairs, default=CHUNKS, help="size:overlap,… e.g. 320:80,400:100")
     parser.add_argument("--weights", type=pairs, default=WEIGHTS, help="bm25:dense,… e.g. 1.0:0.5")
+    parser.add_argument("--en-bm25", type=float, default=None,
+                        help="BM25 weight of English questions' own words (default: the same as Chinese)")
+    parser.add_argument("--suites", type=lambda t: t.split(","), default=list(SUITES), help="comma-separated")
     parser.add_argument("--english-ablation", action="store_true")
     parser.add_argument("--translate", action="store_true", help="include the 1.5B translation (slow)")
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON")

@@ -65,9 +65,10 @@ class Answer:
 
 
 def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
-    """Hybrid search. The embedder is multilingual, so an English question is embedded as it is; any
-    Chinese it already holds is searched as a variant too (BM25 can match it exactly). Config switches
-    add romanised names matched by pinyin and a Chinese rendering by the generator (ablations)."""
+    """Hybrid search. The embedder is multilingual, so an English question is embedded as it is; the
+    corpus's proper names its romanised words spell (Yingjing -> 荥经) and any Chinese it already holds are
+    searched as a variant (BM25 matches names exactly). A Chinese rendering by the generator is a switch,
+    off: it did not pay for its second per question (README "Retrieval")."""
     started = time.perf_counter()
     variants: tuple[str, ...] = ()
     if is_english(question):
@@ -84,7 +85,8 @@ def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
             except ModelError as exc:  # translation is a bonus: without the model, search still runs
                 log.warning("no translation of English questions: %s", exc)
     hits = search(rt.index, rt.embedder, question, k or rt.cfg.k, rt.cfg.candidates, variants,
-                  (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k, rt.store)
+                  (rt.cfg.bm25_weight, rt.cfg.dense_weight), rt.cfg.rrf_k, rt.store,
+                  rt.cfg.bm25_weight_en if is_english(question) else None)
     if asks_about_page(question):
         hits = with_page_heads(rt.index, hits, k or rt.cfg.k)
     return Retrieval(hits, variants, time.perf_counter() - started)

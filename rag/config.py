@@ -19,18 +19,19 @@ class Config:
     corpus: Path = field(default_factory=lambda: Path("corpus"))
     models_dir: Path = field(default_factory=_models_dir)
     index_root: Path = field(default_factory=lambda: Path(os.environ.get("RAG_INDEX_DIR", PROJECT_ROOT / ".index")))
-    # Chunking (normalised characters): chosen on eval/qa.jsonl, see README "Retrieval".
+    # Chunking (normalised characters): chosen on all five QA suites by eval/sweep.py, see README "Retrieval".
     chunk_size: int = 320
     chunk_overlap: int = 80
-    # Retrieval.
+    # Retrieval (weights chosen by eval/sweep.py, see README "Retrieval").
     k: int = 5
     candidates: int = 30
     rrf_k: int = 60
     bm25_weight: float = 1.0
     dense_weight: float = 0.3
+    bm25_weight_en: float = 0.1  # an English question's own words in BM25 (its Chinese variants keep bm25_weight)
     ann_threshold: int = 200_000  # chunks; exact FAISS search below (~5 ms at 200k), IVF above
     translate_queries: bool = False  # English questions: also search a 1.5B Chinese rendering (ablation)
-    pinyin_names: bool = False  # English questions: also search corpus names spelled by their pinyin (ablation)
+    pinyin_names: bool = True  # English questions: also search the corpus's proper names their pinyin spells
     store: str = "faiss"  # or "milvus"
     milvus_uri: str = ""  # file path (Milvus Lite) or http://host:19530; default <index_root>/milvus.db
     # Generation.

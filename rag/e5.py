@@ -165,8 +165,7 @@ def precompiled_charsmap(norm: dict[int, tuple[int, ...]]) -> bytes:
 
     import sentencepiece as spm
 
-    lines = [" ".join(f"{cp:X}" for cp in (src,)) + "\t" + " ".join(f"{cp:X}" for cp in dst)
-             for src, dst in sorted(norm.items())]
+    lines = [f"{src:X}\t" + " ".join(f"{cp:X}" for cp in dst) for src, dst in sorted(norm.items())]
     with tempfile.TemporaryDirectory() as tmp:
         tsv = Path(tmp) / "rules.tsv"
         tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -210,7 +209,16 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 def build_tokenizer(e5: E5File):
     """A `tokenizers` Unigram tokenizer that reproduces the engine's: charsmap, then repeated spaces
     collapsed, then one leading metaspace and spaces as U+2581, Viterbi over the whole string."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     ids = e5.special_ids
     vocab = [(p, float(s)) for p, s in zip(e5.pieces, e5.scores, strict=True)]
@@ -224,8 +232,6 @@ def build_tokenizer(e5: E5File):
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, ids["bos"]), (eos, ids["eos"])])
     specials = [*SPECIALS.values(), "<mask>"]
-    from tokenizers import AddedToken
-
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials if s in e5.pieces])
     return tok
 

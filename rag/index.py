@@ -6,7 +6,7 @@ Layout (every file named for what it holds, params beside it, after bm25s):
     vectors.npy    float32 embeddings, one row per chunk
     dense.faiss    FAISS index over vectors (exact below Config.ann_threshold, IVF above)
     bm25/          bm25s index over jieba tokens of each chunk's normalised text
-    names.json     pinyin -> corpus words, so 'Yingjing' in an English question finds 荥经
+    names.json     pinyin -> corpus proper names, so 'Yingjing' in an English question finds 荥经
 
 A build writes a fresh folder under `<name>.builds/` and then atomically repoints the `<name>` symlink,
 so a crash at any moment leaves the previous index or the new one, never half of each. Unchanged

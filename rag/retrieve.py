@@ -50,8 +50,10 @@ def is_english(question: str) -> bool:
 
 def search(index: Index, embedder: Embedder, question: str, k: int, candidates: int = 30,
            variants: tuple[str, ...] = (), weights: tuple[float, float] = (1.0, 1.0), rrf_k: int = 60,
-           store: VectorStore | None = None) -> list[Hit]:
-    """Top-k hits for a question (and any extra renderings of it), best first."""
+           store: VectorStore | None = None, question_bm25: float | None = None) -> list[Hit]:
+    """Top-k hits for a question (and any extra renderings of it), best first. `question_bm25` replaces
+    the BM25 weight for the question's own words (an English question's words seldom occur in Chinese
+    text, so their BM25 ranking is mostly noise); variants keep `weights`."""
     n = len(index.chunks)
     if n == 0 or k <= 0:
         return []
@@ -72,7 +74,7 @@ def search(index: Index, embedder: Embedder, question: str, k: int, candidates: 
             best_bm25 = np.maximum(best_bm25, scores)
             top = np.argsort(-scores, kind="stable")[:depth]
             rankings.append([int(i) for i in top if scores[i] > 0])
-            rank_weights.append(weights[0])
+            rank_weights.append(weights[0] if qi or question_bm25 is None else question_bm25)
         dense_ids = [int(i) for i in cos_ids[qi] if i >= 0]
         for i, s in zip(cos_ids[qi], cos_scores[qi], strict=True):
             if i >= 0:

