@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from difflib import SequenceMatcher
 from itertools import combinations
 
 from tqdm import tqdm
@@ -83,7 +84,7 @@ def _marked(c: Claim) -> str:
     """The sentence with its markers before the full stop (after a closing quotation mark: 。”[1])."""
     marks = "".join(f"[{n}]" for n in c.cites)
     if c.text[-1:] in "”’」』)）":
-        return c.text + marks
+        return c.text + marks + ("" if c.text[-2:-1] in "。！？" else "。")
     body, end = (c.text[:-1], c.text[-1]) if c.text[-1:] in "。！？" else (c.text, "。")
     return body + marks + end
 
@@ -149,6 +150,22 @@ def inserted_topic(text: str, topic: str, evidence: list[Passage]) -> int:
     return n + (text[n:n + 1] == "的")
 
 
+def snap(text: str, quote: str) -> str:
+    """A near-verbatim copy with a slip (紧紧围绕 → 紧围绕) takes the quote's own wording: the quote from its
+    first to its last character matched, widened to the clause start when the slip is at the very front."""
+    body = text.rstrip("。！？")
+    blocks = [b for b in SequenceMatcher(None, body, quote, autojunk=False).get_matching_blocks() if b.size]
+    if len(body) < 8 or not blocks or sum(b.size for b in blocks) < 0.9 * len(body):
+        return text
+    start, end = blocks[0].b, blocks[-1].b + blocks[-1].size
+    front = quote[max(0, start - 2):start]
+    if blocks[0].a == 0 and front and not re.search(r"[，,。；;：:、“”\s]", front):
+        if start <= 2 or re.search(r"[，,。；;：:、“\s]", quote[start - 3]):
+            start -= len(front)
+    span = quote[start:end].strip().rstrip("，,；;：:")
+    return span if len(span) <= 1.2 * len(body) else text
+
+
 def recite(text: str, evidence: list[Passage], topic: str) -> tuple[list[int], float] | None:
     """The fewest evidence sentences (one, else two) that hold the text, best covered first."""
     singles = [([i], holds(text, [e.norm], topic)) for i, e in enumerate(evidence)]
@@ -194,8 +211,14 @@ def _joined(claims: list[tuple[str, list[int], float]], evidence: list[Passage],
 
 
 def claims_from(draft: str, evidence: list[Passage], topic: str) -> list[tuple[str, list[int], float]]:
-    """Every sentence of a model draft that survives `hold`, in order."""
-    return [claim for m in _SENTENCE.finditer(draft) for claim in hold(m.group().strip(), evidence, topic)]
+    """Every sentence of a model draft that survives `hold`, in order; copies on one quote snapped to it."""
+    out = []
+    for m in _SENTENCE.finditer(draft):
+        for text, cites, cov in hold(m.group().strip(), evidence, topic):
+            fixed = snap(text, evidence[cites[0]].norm) if len(cites) == 1 else text
+            fixed_cov = claim_coverage(fixed, [evidence[cites[0]].norm], topic) if fixed != text else 0.0
+            out.append((fixed, cites, fixed_cov) if fixed_cov >= cov else (text, cites, cov))
+    return out
 
 
 # ---------------------------------------------------------------- writing

@@ -6,7 +6,16 @@ import pytest
 from docx.oxml.ns import qn
 
 import rag.brief as brief_module
-from rag.brief import clean_title, hold, restating_opening, to_docx, to_json, to_markdown, write_briefing
+from rag.brief import (
+    clean_title,
+    hold,
+    restating_opening,
+    snap,
+    to_docx,
+    to_json,
+    to_markdown,
+    write_briefing,
+)
 from rag.cite import bigrams
 from rag.clean import TONE_VOWELS, normalize
 from rag.config import Config
@@ -143,6 +152,14 @@ def test_a_sentence_is_repaired_or_dropped():
     assert hold("2022年北京冬奥会火炬接力启动仪式在北京奥林匹克森林公园举行[1]。", news, "2022年北京冬奥会")[0][0] \
         == "火炬接力启动仪式在北京奥林匹克森林公园举行。"
     assert hold("北京冬奥会火炬“飞扬”以祥云纹样打底[2]。", news, "2022年北京冬奥会")[0][0].startswith("北京冬奥会")
+
+
+def test_a_copy_with_a_slip_takes_the_quotes_wording():
+    quote = "牢固树立“项目为王”理念,规划实施淯江西岸生态修复治理等项目35个。"
+    assert snap("固树立“项目为王”理念,规划实施淯江西岸生态修复治理等项目35个。", quote) == quote.rstrip("。")
+    assert snap("紧围绕产业链高端化做好产业规划", "紧紧围绕产业链高端化做好产业规划。") == "紧紧围绕产业链高端化做好产业规划"
+    shorter = "习近平主席会见巴赫时指出,冬奥会在北京举办"  # a real rewording or a shortening stays the model's
+    assert snap(shorter, "2015年8月22日,习近平主席会见巴赫时指出,2022年冬奥会在北京举办,是重要契机。") == shorter
 
 
 @pytest.mark.parametrize(
