@@ -248,7 +248,8 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
         naming = [line for line in lines if name in line]
         assert len(naming) == 1, (name, naming)
         assert word in naming[0].lower(), naming[0]
-    progress = ("chunk:", "embed:", "indexing ", "embedding ", "Building index", "index ready", "dropping ")
+    progress = ("chunk:", "embed:", "indexing ", "embedding ", "Building index", "index ready", "dropping ",
+                "Loading weights")
     read_as = [f"{name}: read as {enc} (not UTF-8); its citations index the decoded text"
                for name, enc in LEGACY.items()]
     noise = [line for line in lines if not line.startswith(progress) and not any(n in line for n in bad)
