@@ -192,12 +192,15 @@ def in_context(rt, ev: Evidence) -> str:
 
 def cited_coverage(rt, g: Gathered, verified: Verified) -> float:
     """How much of the question the evidence the answer cites holds: the relation check (an answer
-    built from a sentence about something else cites a sentence that does not hold the question)."""
+    built from a sentence about something else cites a sentence that does not hold the question).
+    English questions share no words with Chinese text, so theirs is measured by meaning."""
     if g.question.about_page:
         return 1.0
     cited = {(c.doc, c.start, c.end) for c in verified.citations}
-    return max((coverage(g.weights, in_context(rt, e)) for e in g.evidence if (e.doc, e.start, e.end) in cited),
-               default=0.0)
+    contexts = [in_context(rt, e) for e in g.evidence if (e.doc, e.start, e.end) in cited]
+    if g.question.lang == "en":
+        return max(similarity_to(rt, g.question)(contexts), default=0.0)
+    return max((coverage(g.weights, c) for c in contexts), default=0.0)
 
 
 SYSTEM = ("You answer questions using only the numbered sources. Copy names and numbers exactly from the "
@@ -321,12 +324,12 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         problem = "no answer sentence is held by the sentence it cites"
     elif strict and not states_kind(q, verified.answer):
         problem = f"the answer states no {q.asks}"
-    elif strict and cited_coverage(rt, g, verified) < cfg.min_cited_coverage:
+    elif strict and cited_coverage(rt, g, verified) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
         problem = "the cited evidence is about something else"
     if not problem:
         return verified, ""
-    if not strict or (g.signals.coverage >= cfg.quote_coverage and g.signals.holds_kind):
-        return extractive(g.evidence, q.lang, 1 if strict else 2), problem + "; quoted the best evidence"
+    if not strict:  # a briefing section quotes its best evidence rather than say nothing
+        return extractive(g.evidence, q.lang, 2), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
 
 

@@ -284,12 +284,18 @@ def supports(sentence: str, cited: list[Evidence], min_support: float, given: st
     if english and meaning is not None and meaning(sentence, text) < min_meaning:
         return False
     new_figures = numbers_in(norm) - numbers_in(given)
-    new = bigrams(norm) - bigrams(given)
+    new = new_words(norm, given)
     if new:
-        return len(new & bigrams(text)) / len(new) >= min_support
+        return sum(len(w) for w in new if w in text) / sum(len(w) for w in new) >= min_support
     if bigrams(norm):
         return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
     return bool(new_figures) or (english and meaning is not None)
+
+
+def new_words(sentence: str, given: str) -> list[str]:
+    """The Chinese words a sentence adds to the question (words, not character pairs: a pair spanning two
+    of the question's words is nothing new)."""
+    return [w for w in dict.fromkeys(tokenize(sentence)) if CJK_RUN.search(w) and w not in given]
 
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",

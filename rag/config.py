@@ -47,13 +47,12 @@ class Config:
     # Evidence and refusal (rag/decide.py); thresholds chosen on all development suites, README "Refusal".
     evidence_sentences: int = 4
     dense_evidence: float = 0.3  # share of meaning (embedder) against word overlap when scoring sentences
-    dense_evidence_en: float = 0.8  # the same for English questions over Chinese text
+    dense_evidence_en: float = 1.0  # the same for English questions over Chinese text
     min_support: float = 0.5  # share of an answer sentence's new words its cited sentence must hold
     min_meaning: float = 0.4  # rescaled similarity an English answer sentence needs to its Chinese quote
     min_coverage: float = 0.35  # rarity-weighted share of the question the best evidence must hold
     min_similarity: float = 0.1  # rescaled similarity of an English question to its best evidence
     min_cited_coverage: float = 0.35  # the same share, for the evidence an answer actually cites
-    quote_coverage: float = 0.7  # evidence this complete is quoted when the model's answer fails checks
 
     @property
     def index_dir(self) -> Path:

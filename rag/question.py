@@ -23,7 +23,7 @@ _T2S = opencc.OpenCC("t2s")
 _ASKS = [
     ("date", re.compile(r"什么时[候间]|何时|哪[一]?[年月天日]|几[月号点]|几月几[日号]|多久以前|日期|"
                         r"\bwhen\b|what (?:year|date|day|month|time)|which (?:year|date|day|month)", re.I)),
-    ("figure", re.compile(r"多少|几[^月号点何乎]|几成|多[大高长远重久快]|比例|占比|百分之|百分比|增[长速]|"
+    ("figure", re.compile(r"多少|(?<!哪)几[^月号点何乎种类样]|几成|多[大高长远重久快]|比例|占比|百分之|百分比|增[长速]|"
                           r"how (?:many|much|large|big|long|high|old|far|fast)|"
                           r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)),
     ("person", re.compile(r"谁|哪[一]?位|\bwho(?:m|se)?\b", re.I)),
