@@ -93,12 +93,10 @@ _FURNITURE = re.compile(
         ]
     )
 )
-# Gambling/casino spam injected into pages: a short line of its own, dense with its vocabulary (a news
-# sentence about the lottery is a sentence, not a line of ads).
-_SPAM = re.compile(
-    _LINE + r"[^\n。，,]{0,12}(?:开云|真人|官网|娱乐城|博彩|彩票|棋牌|百家乐|体育app|bet365|葡京|威尼斯人|皇冠|赌场|老虎机)"
-    r"[^\n。，,]{0,12}(?:开云|真人|官网|娱乐|博彩|彩票|棋牌|百家乐|app|下载|平台|入口|注册)[^\n。]{0,12}(?=\n|$)"
-)
+# Gambling/casino spam injected into pages: a run of its vocabulary opened by a word only ads use
+# (开云真人官网); ordinary words (彩票, 体育, 平台) alone never start one, so news about the lottery stays.
+_AD_WORDS = r"开云|娱乐城|博彩|棋牌|百家乐|bet365|葡京|威尼斯人|赌场|老虎机"
+_SPAM = re.compile(rf"(?:{_AD_WORDS})(?:[^\n。，,]{{0,4}}?(?:{_AD_WORDS}|真人|官网|娱乐|app|下载|平台|入口|注册))+")
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 _BLANK_LINES = re.compile(r"\s*\n\s*")
 
