@@ -330,6 +330,9 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         return verified, ""
     if not strict:  # a briefing section quotes its best evidence rather than say nothing
         return extractive(g.evidence, q.lang, 2), problem + "; quoted the best evidence"
+    if problem.endswith("something else") and q.lang != "en" and g.signals.coverage >= cfg.quote_coverage:
+        # The model wrote from a side sentence while the best one holds nearly all the question: quote that.
+        return extractive(g.evidence, q.lang, 1), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
 
 
