@@ -208,15 +208,13 @@ SYSTEM = ("You answer questions using only the numbered sources. Copy names and 
           "do not contain the answer, say so.")
 # Worked examples, fixed, so they sit in the cached prompt prefix; invented place names so nothing leaks.
 EXAMPLE = [
-    ("资料：\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩。\n\n问题：白石镇的镇长是谁？",
-     "资料中没有提到这个问题的答案。"),
     ("资料：\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩,茶叶年产值1.6亿元。\n\n问题：白石镇的茶叶年产值是多少？",
      "白石镇茶叶年产值1.6亿元[2]。"),
     ("Sources:\n[1] 白石镇2020年新建污水管网18公里。\n[2] 白石镇共有茶园3200亩。\n\n"
      "Question: How long is the new sewage network in Baishi town?\nAnswer in English.",
      "Baishi town (白石镇) built 18 km of new sewage pipes in 2020 [1]."),
 ]
-# The model saying, in its first sentence, that the sources do not answer (the second example's reply).
+# The model saying, in its first sentence, that the sources do not answer (the system prompt asks it to).
 _DECLINES = re.compile(r"没有提[到及]|未提[到及]|没有(?:找到|相关|关于|给出|说明)|无法(?:回答|确定|得知)|不包含|并未|"
                        r"(?:do|does) not (?:mention|contain|say|state|specify|provide)|no information|not mentioned|"
                        r"cannot (?:be )?(?:answer|determine)", re.I)
