@@ -133,10 +133,9 @@ def test_english_place_names_are_sure_only_with_a_place_noun(runtime):
     assert asked_names(runtime, "What is the population of Mars?", "en") == {}
 
 
-# "How did 荥经 improve air quality?" is not here: the 1.5B answers it from the water-quality sentence beside
-# the air one, and neither check catches it yet (README "Known weak spots").
-MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空气质量的？", "滎經縣怎樣改善空氣質量？",
-           "How did Yingjing county improve its air?"]
+# Not here yet (README "Known weak spots"): "How did 荥经 improve air quality?" (answered from the water-quality
+# sentence beside the air one) and "滎經縣怎樣改善空氣質量？" (answered from the panda and tree sentences).
+MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空气质量的？", "How did Yingjing county improve its air?"]
 
 
 def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_path_factory):
