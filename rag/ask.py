@@ -25,7 +25,7 @@ from rag.decide import Signals, content_words, coverage, holds_kind, refusal, wo
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency
 from rag.models import ModelError
-from rag.patterns import CJK_SPAN, DATE, NUMBER
+from rag.patterns import CJK, CJK_SPAN, DATE, NUMBER
 from rag.question import Question, analyse, is_english, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
@@ -419,48 +419,13 @@ def two_questions(question: str, names_of: Callable[[str], dict[str, bool]]) -> 
     return [Part("", p if p[-1] in "?？" else p + end) for p in pieces]
 
 
-_SHORT_SUBJECT = re.compile(r"^[\u4e00-\u9fff]{2,6}$")
+_SHORT_SUBJECT = re.compile(f"^[{CJK}]{{2,6}}$")
 
 
 def subject_names(subject: str) -> dict[str, bool]:
     """Names in one half's subject; a short subject jieba does not know (生态城) is itself the name."""
     names = question_names(subject)
     return names or ({subject: True} if _SHORT_SUBJECT.match(subject) else {})
-
-
-def _answer_parts(rt, question: str, parts: list[Part], model: str | None, lang: str,
-                  started: float, k: int | None = None) -> Iterator[str | Answer]:
-    """Answer each part on its own, then join the answers and renumber their citations."""
-    answers: list[Answer] = []
-    for i, part in enumerate(parts):
-        if i:
-            yield "\n"
-        for item in answer_stream(rt, part.question, model, lang=lang, part_of=question,
-                                  names=subject_names(part.subject) if part.subject else None, k=k):
-            if isinstance(item, Answer):
-                answers.append(item)
-            else:
-                yield item
-    kept = [a for a in answers if not a.refused]
-    texts, citations = [], []
-    for a in kept:
-        offset = len(citations)
-        texts.append(("\n" if texts and lang == "en" else "") + _MARKER_N.sub(lambda m, o=offset: f"[{int(m.group(1)) + o}]", a.answer))
-        citations += [Citation(c.n + offset, c.doc, c.title, c.start, c.end, c.quote) for c in a.citations]
-    first = answers[0]
-    result = Answer(question, "".join(texts), not kept, citations, lang,
-                    Retrieval([h for a in answers for h in a.retrieval.hits],
-                              tuple(v for a in answers for v in a.retrieval.variants),
-                              sum(a.retrieval.seconds for a in answers)),
-                    [e for a in answers for e in a.evidence], first.usage, "\n".join(a.draft for a in answers),
-                    [d for a in answers for d in a.dropped], "; ".join(a.reason for a in answers if a.reason),
-                    max(a.support for a in answers))
-    if result.refused:  # each part was written in `lang` already (Traditional included)
-        result.answer = REFUSAL[lang]
-    result.timings = {**first.timings, "total_s": round(time.perf_counter() - started, 3), "parts": len(parts)}
-    yield result
-
-
 
 
 _MARKER_N = re.compile(r"\[(\d{1,2})\]")

@@ -27,14 +27,15 @@ import jieba.posseg
 
 from rag.chunk import Chunk
 from rag.clean import normalize
+from rag.patterns import CJK
 
 jieba.setLogLevel(logging.WARNING)
 
 _NAME_TAGS = {"ns", "nr", "nrt"}
 _ADMIN_SUFFIX = re.compile(r"(?<=..)(?:省|市|县|区|镇|乡|村|州|旗)$")
-_PLACE = re.compile(r"^[\u4e00-\u9fff]{2,8}(?:省|市|县|区|镇|乡|州)$")
+_PLACE = re.compile(f"^[{CJK}]{{2,8}}(?:省|市|县|区|镇|乡|州)$")
 _COMMON = 1000  # words more frequent than this in jieba's dictionary are ordinary words (美丽, 城市, 新建)
-_LIST = re.compile(r"[\u4e00-\u9fff]{1,12}(?:、[\u4e00-\u9fff]{1,12})+")
+_LIST = re.compile(f"[{CJK}]{{1,12}}(?:、[{CJK}]{{1,12}})+")
 
 
 def core(name: str) -> str:

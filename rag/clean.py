@@ -19,9 +19,10 @@ from functools import lru_cache
 
 import opencc
 
+from rag.patterns import CJK
+
 _T2S = opencc.OpenCC("t2s")
 
-CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 TONE_VOWELS = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜ"
 
 

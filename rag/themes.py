@@ -19,6 +19,7 @@ import numpy as np
 
 from rag.cite import bigrams
 from rag.clean import normalize, sentence_spans
+from rag.patterns import CJK, CJK_CHAR, CJK_RUN
 from rag.tokens import STOPWORDS
 
 MAX_PASSAGE = 120  # normalised characters: a longer sentence is cut at clause marks
@@ -81,7 +82,7 @@ def _windows(text: str, a: int, b: int) -> list[tuple[int, int]]:
 
 
 def _is_content(text: str) -> bool:
-    cjk = len(re.findall(r"[\u4e00-\u9fff]", text))
+    cjk = len(CJK_CHAR.findall(text))
     short = len(text) < 40
     # a short line without a sentence's punctuation is a title or caption, not a statement
     return cjk >= 12 and not (short and (_FURNITURE.search(text) or not re.search(r"[。！？；;!?，,]", text)))
@@ -89,7 +90,7 @@ def _is_content(text: str) -> bool:
 
 def topic_terms(topic: str) -> list[str]:
     """The content words of a topic (循环经济 from 各地如何推进循环经济)."""
-    words = [w for w in jieba.lcut_for_search(normalize(topic).text) if re.search(r"[\w\u4e00-\u9fff]", w)]
+    words = [w for w in jieba.lcut_for_search(normalize(topic).text) if re.search(rf"[\w{CJK}]", w)]
     return [w for w in dict.fromkeys(words) if w not in STOPWORDS and w not in GENERIC and len(w) >= 2]
 
 
@@ -154,7 +155,7 @@ def cluster(vecs: np.ndarray, texts: list[str], n: int) -> list[int]:
 
 
 def _content_words(text: str) -> list[str]:
-    return [w for w in jieba.lcut(text) if len(w) >= 2 and re.fullmatch(r"[\u4e00-\u9fff]+", w)
+    return [w for w in jieba.lcut(text) if len(w) >= 2 and CJK_RUN.fullmatch(w)
             and w not in STOPWORDS and w not in GENERIC]
 
 
@@ -165,7 +166,7 @@ def _heading_words(text: str) -> set[str]:
     from jieba import posseg
 
     return {w for w, flag in posseg.lcut(text) if flag.startswith(_HEADING_POS) and len(w) >= 2
-            and re.fullmatch(r"[\u4e00-\u9fff]+", w) and w not in STOPWORDS and w not in GENERIC}
+            and CJK_RUN.fullmatch(w) and w not in STOPWORDS and w not in GENERIC}
 
 
 def headings(groups: list[list[Passage]], terms: list[str], max_words: int = 2) -> list[str]:

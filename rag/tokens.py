@@ -12,6 +12,8 @@ import re
 
 import jieba
 
+from rag.patterns import CJK
+
 jieba.setLogLevel(logging.WARNING)
 
 _WORD = re.compile(r"[\w\u3400-\u9fff]", re.UNICODE)
@@ -37,7 +39,7 @@ def pinyin_keys(word: str, limit: int = 8) -> list[str]:
     return ["".join(combo).lower() for combo in islice(product(*readings), limit)]
 
 
-_HANZI_WORD = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+_HANZI_WORD = re.compile(f"^[{CJK}]{{2,4}}$")
 _NAME_TAGS = ("nr", "ns", "nt", "nz")  # jieba: person, place, organisation, other proper noun
 
 
