@@ -21,18 +21,23 @@ def project_runtime(tmp_path_factory):
     return Runtime.open(cfg, progress=False)
 
 
+def top5_differences(rt, other_store, items) -> list[str]:
+    """Ids of the questions whose top-5 documents differ between FAISS and `other_store`."""
+    faiss_store = FaissStore(rt.index.dense)
+    differences = []
+    for item in items:
+        a = search(rt.index, rt.embedder, item.q, 5, store=faiss_store)
+        b = search(rt.index, rt.embedder, item.q, 5, store=other_store)
+        if [h.chunk.doc for h in a] != [h.chunk.doc for h in b]:
+            differences.append(item.id)
+    return differences
+
+
 def test_milvus_and_faiss_same_top5_on_project_qa(project_runtime, tmp_path):
     rt = project_runtime
     milvus = open_store(Config(**{**rt.cfg.__dict__, "store": "milvus", "milvus_uri": str(tmp_path / "m.db")}),
                         rt.index, rt.embedder.dim)
-    faiss_store = FaissStore(rt.index.dense)
-    items = load_qa(PROJECT / "eval" / "qa.jsonl")
-    differences = []
-    for item in items:
-        a = search(rt.index, rt.embedder, item.q, 5, store=faiss_store)
-        b = search(rt.index, rt.embedder, item.q, 5, store=milvus)
-        if [h.chunk.doc for h in a] != [h.chunk.doc for h in b]:
-            differences.append(item.id)
+    differences = top5_differences(rt, milvus, load_qa(PROJECT / "eval" / "qa.jsonl"))
     milvus.close()
     assert differences == [], f"top-5 documents differ for {differences}"
 
@@ -104,14 +109,8 @@ def test_milvus_server_same_top5_as_faiss(project_runtime, milvus_server, tmp_pa
     cfg = Config(**{**rt.cfg.__dict__, "store": "milvus", "milvus_uri": uri})
     server = open_store(cfg, rt.index, rt.embedder.dim)
     assert server.stored_ids() == {c.id for c in rt.index.chunks}
-    faiss_store = FaissStore(rt.index.dense)
     items = load_qa(PROJECT / "eval" / "qa.jsonl")
-    differences = []
-    for item in items:
-        a = search(rt.index, rt.embedder, item.q, 5, store=faiss_store)
-        b = search(rt.index, rt.embedder, item.q, 5, store=server)
-        if [h.chunk.doc for h in a] != [h.chunk.doc for h in b]:
-            differences.append(item.id)
+    differences = top5_differences(rt, server, items)
     print(f"\nMilvus server {version}: {len(items) - len(differences)}/{len(items)} questions with the same top-5 "
           "documents as FAISS")
     assert differences == [], f"top-5 documents differ for {differences}"
