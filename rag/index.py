@@ -25,7 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import bm25s
@@ -191,64 +191,24 @@ def build_index(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool
 
 def _build(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool, progress: bool) -> Index:
     started = time.perf_counter()
-    old = None
-    if not rebuild:
-        try:
-            old = current_index(cfg)
-        except IndexError_ as exc:
-            log.warning("%s; rebuilding from scratch", exc)
     params = _params(cfg, embedder_id)
-    reusable = old is not None and old.manifest["params"] == params
-    old_docs = old.manifest["docs"] if reusable else {}
-    old_by_doc: dict[str, list[int]] = {}
-    if reusable:
-        for i, c in enumerate(old.chunks):
-            old_by_doc.setdefault(c.doc, []).append(i)
-
+    old = None if rebuild else _reusable(cfg, params)
     state = corpus_state(cfg.corpus)
-    chunks: list[Chunk] = []
-    rows: list[np.ndarray | int] = []
-    fresh: list[Chunk] = []
-    skipped: dict[str, str] = {}
-    changed = []
-    old_encodings = old.manifest.get("encodings", {}) if reusable else {}
-    encodings: dict[str, str] = {}  # files that are not UTF-8 (GB18030, Big5): their offsets index decoded text
-    for doc, digest in tqdm(state.items(), desc="chunk", unit="file", disable=not progress, file=sys.stderr):
-        if old_docs.get(doc) == digest:
-            idx = old_by_doc.get(doc, [])
-            chunks.extend(old.chunks[i] for i in idx)
-            rows.append(old.vectors[idx])
-            if doc in old_encodings:
-                encodings[doc] = old_encodings[doc]
-            continue
-        try:
-            document = load_document(cfg.corpus, cfg.corpus / doc)
-        except LoadError as exc:
-            log.warning("%s", exc)
-            skipped[doc] = digest
-            continue
-        if document.encoding not in ("", "utf-8"):
-            encodings[doc] = document.encoding
-            log.info("%s: read as %s (not UTF-8); its citations index the decoded text", doc, document.encoding)
-        changed.append(doc)
-        new = chunk_document(document, cfg.chunk_size, cfg.chunk_overlap)
-        chunks.extend(new)
-        fresh.extend(new)
-        rows.append(len(new))
-    dropped = sorted(set(old_docs) - set(state))
-    if changed:
-        log.info("embedding %d chunks from %d new or changed file(s): %s", len(fresh), len(changed),
-                 ", ".join(changed[:10]) + (" …" if len(changed) > 10 else ""))
+    plan = _plan_chunks(cfg, state, old, progress)
+    dropped = sorted(set(old.manifest["docs"] if old else {}) - set(state))
+    if plan.changed:
+        log.info("embedding %d chunks from %d new or changed file(s): %s", len(plan.fresh), len(plan.changed),
+                 ", ".join(plan.changed[:10]) + (" …" if len(plan.changed) > 10 else ""))
     if dropped:
         log.info("dropping %d deleted file(s): %s", len(dropped), ", ".join(dropped[:10]))
-    fresh_vectors = _embed_new_texts(embedder, [c.norm for c in fresh], old, embedder_id, progress)
-    vectors = _assemble_rows(rows, fresh_vectors, embedder.dim)
-
+    fresh_vectors = _embed_new_texts(embedder, [c.norm for c in plan.fresh], old, embedder_id, progress)
+    vectors = _assemble_rows(plan.rows, fresh_vectors, embedder.dim)
+    chunks = plan.chunks
     manifest = {
         "params": params,
-        "docs": {doc: state[doc] for doc in state if doc not in skipped},
-        "skipped": skipped,
-        "encodings": encodings,
+        "docs": {doc: state[doc] for doc in state if doc not in plan.skipped},
+        "skipped": plan.skipped,
+        "encodings": plan.encodings,
         "n_chunks": len(chunks),
         "dense": "ivf" if len(chunks) >= cfg.ann_threshold else "flat",
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -256,14 +216,74 @@ def _build(cfg: Config, embedder: Embedder, embedder_id: str, rebuild: bool, pro
         "config": cfg.to_dict(),
     }
     dense = dense_index(vectors, embedder.dim, cfg.ann_threshold)
+    bm25, names = _lexical_index(chunks)
+    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    _write_atomically(cfg.index_dir, manifest, chunks, vectors, dense, bm25, names)
+    return Index(manifest, chunks, vectors, dense, bm25, names)
+
+
+def _reusable(cfg: Config, params: dict) -> Index | None:
+    """The current index when it was built with the same params (its unchanged documents are kept)."""
+    try:
+        old = current_index(cfg)
+    except IndexError_ as exc:
+        log.warning("%s; rebuilding from scratch", exc)
+        return None
+    return old if old is not None and old.manifest["params"] == params else None
+
+
+@dataclass
+class ChunkPlan:
+    """The chunks of the next index in order; `rows` holds, per document, the old vectors it keeps or
+    the number of fresh chunks still to embed."""
+    chunks: list[Chunk] = field(default_factory=list)
+    rows: list[np.ndarray | int] = field(default_factory=list)
+    fresh: list[Chunk] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    encodings: dict[str, str] = field(default_factory=dict)  # non-UTF-8 files: offsets index decoded text
+
+
+def _plan_chunks(cfg: Config, state: dict[str, str], old: Index | None, progress: bool) -> ChunkPlan:
+    """Keep the chunks and vectors of unchanged documents; load and chunk the new or changed ones."""
+    plan = ChunkPlan()
+    old_docs = old.manifest["docs"] if old else {}
+    old_encodings = old.manifest.get("encodings", {}) if old else {}
+    old_by_doc: dict[str, list[int]] = {}
+    for i, c in enumerate(old.chunks if old else []):
+        old_by_doc.setdefault(c.doc, []).append(i)
+    for doc, digest in tqdm(state.items(), desc="chunk", unit="file", disable=not progress, file=sys.stderr):
+        if old is not None and old_docs.get(doc) == digest:
+            idx = old_by_doc.get(doc, [])
+            plan.chunks.extend(old.chunks[i] for i in idx)
+            plan.rows.append(old.vectors[idx])
+            if doc in old_encodings:
+                plan.encodings[doc] = old_encodings[doc]
+            continue
+        try:
+            document = load_document(cfg.corpus, cfg.corpus / doc)
+        except LoadError as exc:
+            log.warning("%s", exc)
+            plan.skipped[doc] = digest
+            continue
+        if document.encoding not in ("", "utf-8"):
+            plan.encodings[doc] = document.encoding
+            log.info("%s: read as %s (not UTF-8); its citations index the decoded text", doc, document.encoding)
+        new = chunk_document(document, cfg.chunk_size, cfg.chunk_overlap)
+        plan.changed.append(doc)
+        plan.chunks.extend(new)
+        plan.fresh.extend(new)
+        plan.rows.append(len(new))
+    return plan
+
+
+def _lexical_index(chunks: list[Chunk]) -> tuple[bm25s.BM25, dict[str, list[str]]]:
+    """BM25 over jieba tokens of each chunk, and the pinyin table of the proper names among them."""
     bm25 = bm25s.BM25()
     tokenized = [tokenize(c.norm) or ["∅"] for c in chunks]
     if chunks:
         bm25.index(tokenized, show_progress=False)
-    names = pinyin_names({t for tokens in tokenized for t in tokens})
-    manifest["seconds"] = round(time.perf_counter() - started, 3)
-    _write_atomically(cfg.index_dir, manifest, chunks, vectors, dense, bm25, names)
-    return Index(manifest, chunks, vectors, dense, bm25, names)
+    return bm25, pinyin_names({t for tokens in tokenized for t in tokens})
 
 
 def _embed_new_texts(embedder: Embedder, texts: list[str], old: Index | None, embedder_id: str,
