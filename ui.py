@@ -67,11 +67,8 @@ def save_briefing(b: Briefing, fmt: str, folder: Path) -> Path:
     return path
 
 
-def build_app(rt: Runtime) -> gr.Blocks:
-    models = [s.name for s in generator_specs(rt.cfg.models_dir)]
-    # Downloads live outside the repo and go when the server stops (the object is held by the closure below).
-    downloads = tempfile.TemporaryDirectory(prefix="rag-briefings-")
-
+def chat_handler(rt: Runtime):
+    """The chat turn for this runtime."""
     def respond(question: str, history: list, model: str, k: float):
         """One chat turn. Its settings (model, passages to read) belong to this request alone: nothing
         shared is written, so one user's slider never changes another user's answers."""
@@ -99,6 +96,11 @@ def build_app(rt: Runtime) -> gr.Blocks:
             history[-1] = {"role": "assistant", "content": f"⚠ {failure_line(exc)}"}
             yield history, "", "", ""
 
+    return respond
+
+
+def upload_handler(rt: Runtime):
+    """Adds files to the corpus (never overwriting) and refreshes the index."""
     def upload(files, progress: gr.Progress = gr.Progress()):  # noqa: B008 (gradio injects it)
         if not files:
             return "No file chosen."
@@ -123,6 +125,11 @@ def build_app(rt: Runtime) -> gr.Blocks:
             messages.append(f"index: {index.manifest['n_chunks']} chunks from {len(index.manifest['docs'])} files")
         return "\n".join(messages)
 
+    return upload
+
+
+def brief_handler(rt: Runtime, downloads: Path):
+    """Writes a briefing; its download lands in `downloads`."""
     def brief(topic: str, model: str, sections: float, fmt: str):
         """Streams the briefing: a status line per section, then the whole text and the download."""
         error = question_error(topic or "")
@@ -140,51 +147,72 @@ def build_app(rt: Runtime) -> gr.Blocks:
                 notes = "; ".join(item.errors)
                 yield f"🚫 The documents say nothing on this topic that could be cited. {notes}".strip(), None
                 return
-            yield to_markdown(item), str(save_briefing(item, fmt, Path(downloads.name)))
+            yield to_markdown(item), str(save_briefing(item, fmt, downloads))
 
+    return brief
+
+
+def chat_tab(rt: Runtime, models: list[str]) -> None:
+    with gr.Tab("Chat"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Answer", height=380, elem_id="chat")
+                question = gr.Textbox(label="Question", placeholder="在此提问 / ask in English",
+                                      elem_id="question")
+                with gr.Row():
+                    ask_btn = gr.Button("Ask", variant="primary", elem_id="ask")
+                    clear = gr.Button("Clear history")
+                gr.Examples(EXAMPLES, inputs=question)
+            with gr.Column(scale=2):
+                model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
+                k = gr.Slider(1, MAX_PASSAGES, value=rt.cfg.k, step=1, label="Passages to read")
+                gr.Markdown("### Sources")
+                sources = gr.HTML(label="Sources", elem_id="sources")
+        with gr.Accordion("Show retrieved passages", open=False):
+            passages = gr.HTML()
+    outputs = [chat, question, sources, passages]
+    respond = chat_handler(rt)
+    # One generator serves chat and briefings: they share a single slot of the queue ("generate").
+    ask_btn.click(respond, [question, chat, model, k], outputs, api_name="ask", concurrency_id="generate")
+    question.submit(respond, [question, chat, model, k], outputs, api_name=False, concurrency_id="generate")
+    clear.click(lambda: ([], "", "", ""), None, outputs, api_name=False)
+
+
+def upload_tab(rt: Runtime) -> None:
+    with gr.Tab("Add documents"):
+        files = gr.File(file_count="multiple", file_types=sorted(SUFFIXES), label="Upload")
+        add_btn = gr.Button("Add to corpus and index")
+        status = gr.Textbox(label="Status", lines=6, elem_id="upload-status")
+    add_btn.click(upload_handler(rt), files, status, api_name="upload")
+
+
+def brief_tab(rt: Runtime, models: list[str], downloads: Path) -> None:
+    with gr.Tab("Briefing"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                topic = gr.Textbox(label="Topic", placeholder="例如：各地如何推进生态治理？", elem_id="topic")
+                brief_btn = gr.Button("Write briefing", variant="primary", elem_id="brief")
+            with gr.Column(scale=2):
+                brief_model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
+                docs = gr.Slider(1, 6, value=5, step=1, label="Sections (themes), at most")
+                fmt = gr.Radio(list(FORMATS), value="Markdown", label="Download as")
+        briefing = gr.Markdown(elem_id="briefing")
+        download = gr.File(label="Download", elem_id="briefing-file")
+    brief_btn.click(brief_handler(rt, downloads), [topic, brief_model, docs, fmt], [briefing, download],
+                    api_name="brief", concurrency_id="generate")
+
+
+def build_app(rt: Runtime) -> gr.Blocks:
+    models = [s.name for s in generator_specs(rt.cfg.models_dir)]
+    # Briefing downloads live outside the repo and go when the server stops (the app holds the folder).
+    downloads = tempfile.TemporaryDirectory(prefix="rag-briefings-")
     with gr.Blocks(title="Chinese documents QA") as app:
         gr.Markdown("## Ask your Chinese documents\nAnswers cite the exact source sentences; "
                     "when the documents do not say, the assistant says so.")
-        with gr.Tab("Chat"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    chat = gr.Chatbot(label="Answer", height=380, elem_id="chat")
-                    question = gr.Textbox(label="Question", placeholder="在此提问 / ask in English",
-                                          elem_id="question")
-                    with gr.Row():
-                        ask_btn = gr.Button("Ask", variant="primary", elem_id="ask")
-                        clear = gr.Button("Clear history")
-                    gr.Examples(EXAMPLES, inputs=question)
-                with gr.Column(scale=2):
-                    model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
-                    k = gr.Slider(1, MAX_PASSAGES, value=rt.cfg.k, step=1, label="Passages to read")
-                    gr.Markdown("### Sources")
-                    sources = gr.HTML(label="Sources", elem_id="sources")
-            with gr.Accordion("Show retrieved passages", open=False):
-                passages = gr.HTML()
-        with gr.Tab("Add documents"):
-            files = gr.File(file_count="multiple", file_types=sorted(SUFFIXES), label="Upload")
-            add_btn = gr.Button("Add to corpus and index")
-            status = gr.Textbox(label="Status", lines=6, elem_id="upload-status")
-        with gr.Tab("Briefing"):
-            with gr.Row():
-                with gr.Column(scale=3):
-                    topic = gr.Textbox(label="Topic", placeholder="例如：各地如何推进生态治理？", elem_id="topic")
-                    brief_btn = gr.Button("Write briefing", variant="primary", elem_id="brief")
-                with gr.Column(scale=2):
-                    brief_model = gr.Dropdown(models, value=rt.cfg.generator, label="Model")
-                    docs = gr.Slider(1, 6, value=5, step=1, label="Sections (themes), at most")
-                    fmt = gr.Radio(list(FORMATS), value="Markdown", label="Download as")
-            briefing = gr.Markdown(elem_id="briefing")
-            download = gr.File(label="Download", elem_id="briefing-file")
-        outputs = [chat, question, sources, passages]
-        # One generator serves both: chat answers and briefings share a single slot of the queue.
-        ask_btn.click(respond, [question, chat, model, k], outputs, api_name="ask", concurrency_id="generate")
-        question.submit(respond, [question, chat, model, k], outputs, api_name=False, concurrency_id="generate")
-        brief_btn.click(brief, [topic, brief_model, docs, fmt], [briefing, download], api_name="brief",
-                        concurrency_id="generate")
-        clear.click(lambda: ([], "", "", ""), None, outputs, api_name=False)
-        add_btn.click(upload, files, status, api_name="upload")
+        chat_tab(rt, models)
+        upload_tab(rt)
+        brief_tab(rt, models, Path(downloads.name))
+    app.briefing_downloads = downloads
     return app
 
 

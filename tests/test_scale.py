@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.eval import bench_root
+
 PROJECT = Path(__file__).resolve().parent.parent
-NEWS = PROJECT.parent / "shared" / "bench" / "rgb-news" / "corpus"
+NEWS = bench_root() / "rgb-news" / "corpus"  # beside the checkout, or RAG_BENCH_DIR
 
 
 def load_scale():
