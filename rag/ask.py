@@ -316,7 +316,8 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
     cfg, q = rt.cfg, g.question
     if strict and declines(draft):
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
-    verified = verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning)
+    verified = verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning,
+                             q.alternatives)
     problem = ""
     if not verified.citations:
         problem = "no answer sentence is held by the sentence it cites"

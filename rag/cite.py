@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cn2an
+
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
-from rag.patterns import CJK_RUN, MEASURES, NUMBER, SAME_MEASURE, SCALE
+from rag.patterns import CJK_RUN, CN_FIGURE, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
 from rag.question import is_english
 from rag.tokens import tokenize
 
@@ -91,8 +94,23 @@ def strip_markers(text: str) -> str:
 def unsupported_numbers(sentence: str, evidence_text: str) -> set[float]:
     """Figures of the sentence the evidence lacks, or holds only with another measure word."""
     said, found = figures_in(sentence), figures_in(evidence_text)
+    for value, measures in figures_in(in_digits(evidence_text)).items():  # 第三批 holds 第3批
+        found.setdefault(value, set()).update(measures)
     return {value for value, measures in said.items()
             if value not in found or not _measures_agree(measures, found[value])}
+
+
+def in_digits(text: str) -> str:
+    """Chinese numerals rewritten in digits (三十五个 -> 35个, 两座 -> 2座) by cn2an; the text itself
+    when it has none or cn2an cannot read it."""
+    if not CN_FIGURE.search(text):
+        return text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cn2an warns on every numeral it leaves as it is (近千人)
+        try:
+            return cn2an.transform(text, "cn2an")
+        except Exception:  # noqa: BLE001 (a numeral it cannot parse: keep the text as written)
+            return text
 
 
 def _measures_agree(said: set[str], found: set[str]) -> bool:
@@ -266,43 +284,54 @@ class Grounding:
     given: str = ""
     meaning: Callable[[str, str], float] | None = None
     min_meaning: float = 0.5
+    alternatives: tuple[str, ...] = ()  # the sides of a question about several things (rag.question)
 
 
-def supports(sentence: str, cited: list[Evidence], min_support: float, given: str = "",
-             meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5) -> bool:
+def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     """Does the cited evidence hold what this answer sentence adds to the question? Every figure must be
     in the cited evidence (echoing one from the question is no exception: the question may be wrong),
-    and most of the sentence's wording that the question did not supply must be in it too. Words echoed
-    from the question are never support by themselves: a sentence that adds nothing claims nothing. An
-    English sentence is held by its figures or, failing those, by its similarity in meaning to the
-    cited Chinese sentence; with neither it cannot be checked, so it does not stand."""
+    and most of the sentence's wording that the question did not supply must be in it too. Words echoed from the question are never support by themselves: a sentence
+    that adds nothing claims nothing. An English sentence is held by its figures or, failing those, by
+    its similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
-    if unsupported_numbers(norm, text):
+    if unsupported_numbers(norm, text) or about_another(norm, text, check.alternatives):
         return False
     english = is_english(sentence)
-    if english and meaning is not None and meaning(sentence, text) < min_meaning:
+    if english and check.meaning is not None and check.meaning(sentence, text) < check.min_meaning:
         return False
-    new_figures = numbers_in(norm) - numbers_in(given)
-    new = new_words(norm, given)
+    new_figures = numbers_in(norm) - numbers_in(check.given)
+    new = new_words(norm, check.given)
     if new:
-        return sum(len(w) for w in new if w in text) / sum(len(w) for w in new) >= min_support
+        return sum(len(w) for w in new if w in text) / sum(len(w) for w in new) >= check.min_support
     if bigrams(norm):
         return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
-    return bool(new_figures) or (english and meaning is not None)
+    return bool(new_figures) or (english and check.meaning is not None)
+
+
+def about_another(sentence: str, cited: str, alternatives: tuple[str, ...]) -> bool:
+    """A sentence about one side of "A和B" citing a sentence that names the other side and not this one
+    (英伟达's revenue cited to a sentence about 英特尔): the fact belongs to the other."""
+    said = {a for a in alternatives if a in sentence}
+    if len(said) != 1:
+        return False
+    return any(a in cited for a in alternatives if a not in said) and not any(a in cited for a in said)
 
 
 def new_words(sentence: str, given: str) -> list[str]:
     """The Chinese words a sentence adds to the question (words, not character pairs: a pair spanning two
-    of the question's words is nothing new)."""
-    return [w for w in dict.fromkeys(tokenize(sentence)) if CJK_RUN.search(w) and w not in given]
+    of the question's words is nothing new). A place the question names without its suffix (荥经) is
+    not new as 荥经县."""
+    return [w for w in dict.fromkeys(tokenize(sentence))
+            if CJK_RUN.search(w) and w not in given and not (len(w) > 2 and w[-1] in PLACE_SUFFIX and w[:-1] in given)]
 
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",
-                  meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5) -> Verified:
+                  meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5,
+                  alternatives: tuple[str, ...] = ()) -> Verified:
     """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m.
     `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked."""
-    check = Grounding(min_support, normalize(question).text, meaning, min_meaning)
+    check = Grounding(min_support, normalize(question).text, meaning, min_meaning, alternatives)
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0
@@ -346,7 +375,7 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
 
 
 def _holds(body: str, cited: list[Evidence], check: Grounding) -> bool:
-    return supports(body, cited, check.min_support, check.given, check.meaning, check.min_meaning)
+    return supports(body, cited, check)
 
 
 def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], check: Grounding) -> int | None:

@@ -41,11 +41,12 @@ def content_words(question: Question) -> list[str]:
 def word_weights(words: list[str], document_frequency: Callable[[str], tuple[int, int]]) -> dict[str, float]:
     """Inverse document frequency of each word in the collection (a word no chunk holds is rare: it
     weighs most, so a question about something absent scores low)."""
-    weights = {}
-    for w in words:
-        df, n = document_frequency(w)
-        weights[w] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return weights
+    return {w: idf(*document_frequency(w)) for w in words}
+
+
+def idf(df: int, n: int) -> float:
+    """BM25's inverse document frequency of a word found in `df` of `n` chunks."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 def word_found(word: str, text: str) -> float:

@@ -28,4 +28,9 @@ CN_DIGITS = "零一二两三四五六七八九十百千万亿"
 CN_FIGURE = re.compile(f"[{CN_DIGITS}几]+[余多]?(.)")
 # A date or time a sentence states: 2023年, 5月4日, 今年, 上周三, 10:30.
 DATE = re.compile(r"\d{1,4}\s*[年月日号]|[今去明前]年|[上下本]?(?:周|星期)[一二三四五六日天]|[昨今明前]天|"
-                  r"\d{1,2}[:：]\d{2}|[一二三四五六七八九十]+月|[\u4e00-\u9fff]朝|世纪|年代|年间|时期")
+                  r"\d{1,2}[:：]\d{2}|[一二三四五六七八九十]+月|[\u4e00-\u9fff]朝|世纪|年代|年间|时期|"
+                  r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+                  r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.? \d{1,2}\b|\b(?:1[5-9]|20)\d{2}\b",
+                  re.I)
+# Administrative suffixes a place is written with or without (荥经 / 荥经县).
+PLACE_SUFFIX = "省市县区镇乡州村"

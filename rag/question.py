@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import jieba
 import opencc
 
 from rag.attribute import question_names
@@ -44,6 +45,7 @@ class Question:
     measure: str = ""  # the measure word a figure question names (个 for 多少个, % for 占比), else ""
     names: dict[str, bool] = field(default_factory=dict)  # asked places/organisations -> surely a place
     about_page: bool = False  # asks for the article's author, date or source: the page head answers
+    alternatives: tuple[str, ...] = ()  # the two sides of "A和B" (英特尔, 英伟达): each fact is about one
 
     @property
     def chinese(self) -> str:
@@ -92,4 +94,26 @@ def analyse(text: str, names: dict[str, bool] | None = None) -> Question:
     chinese = norm if lang != "en" else " ".join(CJK_SPAN.findall(norm))
     found = question_names(chinese) if chinese.strip() else {}
     return Question(text, lang, norm, asks, asked_measure(norm) if asks == "figure" else "",
-                    {**found, **(names or {})}, bool(_ABOUT_PAGE.search(norm)))
+                    {**found, **(names or {})}, bool(_ABOUT_PAGE.search(norm)), alternatives(chinese))
+
+
+_AND = frozenset("和 与 及 跟 、 以及".split())
+
+
+def alternatives(chinese: str) -> tuple[str, ...]:
+    """The words joined by 和/与/及/、 in a question ("英特尔和英伟达全年营收" -> 英特尔, 英伟达): a question
+    about several things, each of whose facts must come from a sentence about that one. A name jieba
+    cuts into pieces (英 伟达, 生态 城, 2023 年) is joined back on the side away from the conjunction."""
+    words = [w for w in jieba.lcut(chinese) if w.strip()]
+    joined: list[str] = []
+    for i in range(1, len(words) - 1):
+        if words[i] not in _AND:
+            continue
+        left, right = words[i - 1], words[i + 1]
+        if len(left) == 1 and i >= 2:
+            left = words[i - 2] + left
+        if i + 2 < len(words) and (len(right) == 1 or (right.isdigit() and words[i + 2] in "年月日")):
+            right += words[i + 2]
+        if len(left) >= 2 and len(right) >= 2:
+            joined += [left, right]
+    return tuple(dict.fromkeys(w for w in joined if CJK_CHAR.search(w) or w[0].isdigit()))

@@ -108,3 +108,43 @@ def test_words_echoed_from_the_question_are_not_support():
     assert restated.citations == []  # adds nothing: claims nothing
     held = verify_answer("本次马拉松比赛的冠军是张伟[1]。", [ev("张伟获得本次马拉松比赛冠军。")], 0.5, question)
     assert held.citations and "张伟" in held.answer
+
+
+def test_figures_in_chinese_numerals_hold_digits():
+    """A source writes 第三批 and 三十五个; the model writes 第3批 and 35个: the same figures."""
+    assert not unsupported_numbers("白石镇是第3批示范镇", "白石镇获评全省第三批示范镇")
+    assert not unsupported_numbers("共建成35个站点", "共建成三十五个站点")
+    assert unsupported_numbers("共建成36个站点", "共建成三十五个站点") == {36.0}
+    assert not unsupported_numbers("年产能120万吨", "一百二十万吨焦化产能")
+    assert unsupported_numbers("近1000人参加", "近千人参加") == {1000.0}  # a round guess is no figure
+
+
+def test_a_place_named_without_its_suffix_is_not_new():
+    """The question says 白石, the answer 白石镇: the county suffix adds nothing the source must hold."""
+    says = ev("全镇“两品一标”达18个。")
+    v = verify_answer("白石镇“两品一标”达18个[1]。", [says], 0.5, "白石全镇的“两品一标”有几个?")
+    assert v.citations
+    other = verify_answer("黑水镇“两品一标”达18个[1]。", [says], 0.5, "白石全镇的“两品一标”有几个?")
+    assert not other.citations  # another place is new information the source does not hold
+
+
+def test_english_dates_count_as_dates():
+    from rag.patterns import DATE
+
+    assert DATE.search("It was published on May 31, 2018.") and DATE.search("opened in Sept. 4")
+    assert not DATE.search("Maybe 3 of them came") and not DATE.search("120 tons")
+
+
+def test_a_fact_cited_to_a_sentence_about_the_other_side_is_dropped():
+    """A和B: the model gives B the figure of a sentence that names only A."""
+    from rag.question import analyse
+
+    question = analyse("2031年腾讯和阿里巴巴的全年营收")
+    assert question.alternatives == ("腾讯", "阿里巴巴")
+    about_first = ev("腾讯全年营收为631亿元。")
+    wrong = verify_answer("阿里巴巴全年营收631亿元[1]。", [about_first], 0.5, question.text,
+                          alternatives=question.alternatives)
+    assert not wrong.citations
+    right = verify_answer("腾讯全年营收631亿元[1]。", [about_first], 0.5, question.text,
+                          alternatives=question.alternatives)
+    assert right.citations
