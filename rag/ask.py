@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import opencc
@@ -278,6 +278,8 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         yield from _answer_parts(rt, question, parts, model, lang, started, k)
         return
     g = gather(rt, question, k, retrieval, names, strict)
+    if part_of:  # one side of "A和B": its facts must not come from sentences about the other side
+        g.question = replace(g.question, alternatives=analyse(part_of).alternatives)
     result = Answer(question, "", True, [], lang, g.retrieval, g.evidence, signals=g.signals)
     result.timings["retrieval_s"] = round(g.retrieval.seconds, 3)
     reason = before_generating(g, rt.cfg, strict)
@@ -366,7 +368,7 @@ def split_question(rt, question: str, lang: str, k: int | None) -> list[Part]:
     """Two questions in one, or one question about two places: each part is answered on its own."""
     parts = two_questions(question, lambda q: asked_names(rt, q, lang))
     if not parts and lang != "en":
-        parts = sub_questions(question)
+        parts = sub_questions(question) or alternative_parts(analyse(question))
     if not parts and lang == "en":  # an English pair is found in its Chinese rendering
         variants = retrieve_for(rt, question, k).variants
         parts = sub_questions(variants[-1]) if variants else []
@@ -398,6 +400,20 @@ def sub_questions(question: str) -> list[Part]:
         if m:
             rest = _EACH.sub("", m["rest"]).lstrip(",， ")
             return [Part(m["a"], m["a"] + rest), Part(m["b"], m["b"] + rest)]
+    return []
+
+
+def alternative_parts(question: Question) -> list[Part]:
+    """"A和B的Z" asked as "A的Z" and "B的Z" (特斯拉和比亚迪交付量, 时间和地点): given evidence for both, a
+    small model answers one; asked once per side, it answers each from a sentence about that side."""
+    if len(question.alternatives) != 2:
+        return []
+    a, b = question.alternatives
+    for conj in ("和", "与", "及", "跟", "、", "以及"):
+        joined = f"{a}{conj}{b}"
+        if joined in question.norm:
+            rest = _EACH.sub("", question.norm)
+            return [Part("", rest.replace(joined, a, 1)), Part("", rest.replace(joined, b, 1))]
     return []
 
 

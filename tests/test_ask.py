@@ -1,6 +1,6 @@
 """The answering path end to end with the real 0.5B model on the fixture corpus."""
 
-from rag.ask import answer, answer_json, sub_questions, subject_names
+from rag.ask import alternative_parts, answer, answer_json, sub_questions, subject_names
 from rag.cite import numbers_in, strip_markers
 from rag.decide import holds_kind
 from rag.question import analyse, asked_measure, question_lang
@@ -70,6 +70,17 @@ def test_paired_question_is_split_per_place():
     assert subject_names("乙区新增的企业数") == {}
     assert sub_questions("甲县和乙县的合作项目是什么?") == []  # no "each": one joint fact
     assert sub_questions("") == [] and sub_questions("🙂和🙂各自") == []
+
+
+def test_a_question_about_two_things_is_asked_once_per_thing():
+    def parts(text: str) -> list[str]:
+        return [p.question for p in alternative_parts(analyse(text))]
+
+    assert parts("2031年腾讯和阿里巴巴的全年营收") == ["2031年腾讯的全年营收", "2031年阿里巴巴的全年营收"]
+    assert parts("那场比赛的时间和地点？") == ["那场比赛的时间?", "那场比赛的地点?"]
+    assert parts("女子和男子500米速度滑冰金牌分别是谁") == ["女子500米速度滑冰金牌是谁", "男子500米速度滑冰金牌是谁"]
+    assert parts("中华人民共和国成立于哪一年？") == [] and parts("和平区的人口是多少？") == []
+    assert parts("") == [] and parts("和") == []
 
 
 def test_asked_measure_must_be_in_the_best_evidence():
