@@ -22,7 +22,7 @@ from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
 from rag.patterns import CJK_RUN, CN_FIGURE, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
 from rag.question import is_english
-from rag.tokens import tokenize
+from rag.tokens import names_in, tokenize
 
 MAX_QUOTE_CHARS = 140
 
@@ -295,7 +295,9 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     its similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
-    if unsupported_numbers(norm, text) or about_another(norm, text, check.alternatives):
+    titled = "".join(normalize(e.title).text for e in cited) + text  # a page's title names its subject
+    if unsupported_numbers(norm, text) or unsupported_names(norm, titled, check.given) or \
+            about_another(norm, text, check.alternatives):
         return False
     english = is_english(sentence)
     if english and check.meaning is not None and check.meaning(sentence, text) < check.min_meaning:
@@ -318,12 +320,22 @@ def about_another(sentence: str, cited: str, alternatives: tuple[str, ...]) -> b
     return any(a in cited for a in alternatives if a not in said) and not any(a in cited for a in said)
 
 
+def unsupported_names(sentence: str, cited: str, given: str) -> list[str]:
+    """Names in the sentence that neither the cited text nor the question holds: like figures, a name is
+    a fact on its own, however much of the rest of the sentence the source supports."""
+    return [n for n in names_in(sentence) if n not in cited and not _from_question(n, given)]
+
+
+def _from_question(word: str, given: str) -> bool:
+    """The question's word, or a place it names written with its suffix (荥经县 for 荥经)."""
+    return word in given or (len(word) > 2 and word[-1] in PLACE_SUFFIX and word[:-1] in given)
+
+
 def new_words(sentence: str, given: str) -> list[str]:
     """The Chinese words a sentence adds to the question (words, not character pairs: a pair spanning two
     of the question's words is nothing new). A place the question names without its suffix (荥经) is
     not new as 荥经县."""
-    return [w for w in dict.fromkeys(tokenize(sentence))
-            if CJK_RUN.search(w) and w not in given and not (len(w) > 2 and w[-1] in PLACE_SUFFIX and w[:-1] in given)]
+    return [w for w in dict.fromkeys(tokenize(sentence)) if CJK_RUN.search(w) and not _from_question(w, given)]
 
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.cite import numbers_in, strip_markers
+from rag.cite import strip_markers, unsupported_names, unsupported_numbers
 from rag.clean import normalize_query
 from rag.config import PROJECT_ROOT
 from rag.load import LoadError, read_raw
@@ -137,21 +137,14 @@ def judge_answer(item: QAItem, result: dict, spans: list[tuple[str, int, int]], 
     facts = [fact_found(f, text) for f in item.facts]
     quote_text = normalize_query(" ".join(c["quote"] for c in citations))
     answer = normalize_query(strip_markers(result.get("answer", "")))
-    invented = numbers_in(answer) - numbers_in(quote_text)
-    names = [n for n in names_in(answer) if n not in quote_text and n not in normalize_query(item.q)]
+    invented = unsupported_numbers(answer, quote_text)  # 第3批 is held by 第三批, as the verifier reads it
+    names = unsupported_names(answer, quote_text, normalize_query(item.q))
     refused = bool(result.get("refused"))
     correct = (not item.answerable and refused) or (item.answerable and not refused and all(facts)
                                                     and cited_evidence > 0)
     return {"refused": refused, "facts_found": facts, "correct": correct, "n_citations": len(citations),
             "quotes_exact": quotes_exact, "citations_with_evidence": cited_evidence,
             "unsupported_numbers": len(invented), "unsupported_names": names}
-
-
-def names_in(text: str) -> list[str]:
-    """Proper names (people, places, organisations) jieba finds in a Chinese text."""
-    import jieba.posseg
-
-    return [t.word for t in jieba.posseg.cut(text) if t.flag in ("nr", "ns", "nt", "nz") and len(t.word) > 1]
 
 
 # ---------------------------------------------------------------- aggregation

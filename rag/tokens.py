@@ -80,3 +80,10 @@ def romanised_names(question: str, table: dict[str, list[str]]) -> dict[str, lis
                 found[" ".join(span)] = table[key]
                 break
     return found
+
+
+def names_in(text: str) -> list[str]:
+    """Proper names (people, places, organisations, other proper nouns) jieba tags in a text."""
+    import jieba.posseg
+
+    return [t.word for t in jieba.posseg.cut(text) if t.flag in ("nr", "ns", "nt", "nz") and len(t.word) > 1]

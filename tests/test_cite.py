@@ -11,8 +11,8 @@ from rag.cite import (
 from rag.retrieve import Hit
 
 
-def ev(norm: str, doc: str = "a.txt", start: int = 0) -> Evidence:
-    return Evidence(doc, "t", start, start + len(norm), norm, norm, 1.0)
+def ev(norm: str, doc: str = "a.txt", start: int = 0, title: str = "t") -> Evidence:
+    return Evidence(doc, title, start, start + len(norm), norm, norm, 1.0)
 
 
 def test_number_forms_are_equal():
@@ -28,8 +28,10 @@ def test_split_answer_keeps_markers_with_their_sentence():
         "It invested 3.6 billion [1].", "It built 4 plants [2]."]
 
 
-EVIDENCE = [ev("青禾县累计投入河道治理资金3.6亿元,完成清淤河道128公里。"),
-            ev("设立河长212名;", start=100), ev("建成污水处理厂4座,日处理能力达到5万吨。", start=200)]
+RIVER = "青禾县推进河道治理"  # the page title: it names the county the sentences leave out
+EVIDENCE = [ev("青禾县累计投入河道治理资金3.6亿元,完成清淤河道128公里。", title=RIVER),
+            ev("设立河长212名;", start=100, title=RIVER),
+            ev("建成污水处理厂4座,日处理能力达到5万吨。", start=200, title=RIVER)]
 
 
 def test_fabricated_number_is_removed():
@@ -148,3 +150,13 @@ def test_a_fact_cited_to_a_sentence_about_the_other_side_is_dropped():
     right = verify_answer("腾讯全年营收631亿元[1]。", [about_first], 0.5, question.text,
                           alternatives=question.alternatives)
     assert right.citations
+
+
+def test_an_invented_name_sinks_a_sentence_the_source_otherwise_supports():
+    """Most of the wording is the source's, but the director's name is not: like a figure, a name stands alone."""
+    says = ev("《远方的河》是一部传统类型的喜剧电影，讲述了两兄弟的故事。")
+    question = "《远方的河》是什么类型的电影？它的导演是谁？"
+    v = verify_answer("《远方的河》是一部传统类型的喜剧电影，导演是张艺谋[1]。", [says], 0.5, question)
+    assert not v.citations
+    held = verify_answer("《远方的河》是一部传统类型的喜剧电影[1]。", [says], 0.5, question)
+    assert held.citations
