@@ -26,7 +26,7 @@ from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, DATE, NUMBER
-from rag.question import Question, analyse, is_english, question_lang
+from rag.question import CONJUNCTIONS, Question, analyse, is_english, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
 
@@ -409,7 +409,7 @@ def alternative_parts(question: Question) -> list[Part]:
     if len(question.alternatives) != 2:
         return []
     a, b = question.alternatives
-    for conj in ("和", "与", "及", "跟", "、", "以及"):
+    for conj in CONJUNCTIONS:
         joined = f"{a}{conj}{b}"
         if joined in question.norm:
             rest = _EACH.sub("", question.norm)

@@ -290,9 +290,10 @@ class Grounding:
 def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     """Does the cited evidence hold what this answer sentence adds to the question? Every figure must be
     in the cited evidence (echoing one from the question is no exception: the question may be wrong),
-    and most of the sentence's wording that the question did not supply must be in it too. Words echoed from the question are never support by themselves: a sentence
-    that adds nothing claims nothing. An English sentence is held by its figures or, failing those, by
-    its similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
+    and so must every name it gives; most of the sentence's other wording that the question did not supply
+    must be in it too. Words echoed from the question are never support by themselves: a sentence that
+    adds nothing claims nothing. An English sentence is held by its figures or, failing those, by its
+    similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
     titled = "".join(normalize(e.title).text for e in cited) + text  # a page's title names its subject

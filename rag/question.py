@@ -97,7 +97,7 @@ def analyse(text: str, names: dict[str, bool] | None = None) -> Question:
                     {**found, **(names or {})}, bool(_ABOUT_PAGE.search(norm)), alternatives(chinese))
 
 
-_AND = frozenset("和 与 及 跟 、 以及".split())
+CONJUNCTIONS = ("和", "与", "及", "跟", "、", "以及")  # what joins the sides of "A和B"
 
 
 def alternatives(chinese: str) -> tuple[str, ...]:
@@ -107,7 +107,7 @@ def alternatives(chinese: str) -> tuple[str, ...]:
     words = [w for w in jieba.lcut(chinese) if w.strip()]
     joined: list[str] = []
     for i in range(1, len(words) - 1):
-        if words[i] not in _AND:
+        if words[i] not in CONJUNCTIONS:
             continue
         left, right = words[i - 1], words[i + 1]
         if len(left) == 1 and i >= 2:
