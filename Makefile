@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# llama.cpp built for the CPU it compiles on (GGML_NATIVE) may use AMX tile instructions that a CPU advertises
+# but its virtual machine does not grant (seen here: SIGILL in prompt processing). A portable AVX2 build runs
+# on any x86-64 of the last decade; override with `make install LLAMA_CMAKE_ARGS=...`.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 .PHONY: run test install models index lint bench clean browser
 
@@ -14,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --upgrade --progress-bar on pip
 	@echo "== [3/4] installing the project and its dependencies: first time about 10 minutes, mostly compiling"
 	@echo "==       llama-cpp-python (about 7 minutes on 2 cores); later installs reuse pip's wheel cache (1-2 minutes)"
-	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --progress-bar on -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 	@echo "== installed"
