@@ -20,7 +20,7 @@ import opencc
 
 from rag.attribute import core, is_about, question_names
 from rag.cite import Citation, Evidence, Verified, page_head, select_evidence, verify_answer
-from rag.clean import normalize_query, readable
+from rag.clean import normalize, normalize_query, readable
 from rag.decide import Signals, content_words, coverage, holds_kind, refusal, word_weights
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency
@@ -137,6 +137,8 @@ def gather(rt, text: str, k: int | None = None, retrieval: Retrieval | None = No
     question = analyse(text, asked_names(rt, text, lang) if names is None else None)
     if names is not None:
         question = Question(**{**question.__dict__, "names": names})
+    if written_as_one(rt.index.chunks, question.alternatives):
+        question = replace(question, alternatives=())
     retrieval = retrieval or retrieve_for(rt, text, k)
     renderings = [normalize_query(v) for v in retrieval.variants]
     queries = [" ".join(renderings)] if lang == "en" and renderings else [question.norm, *renderings]
@@ -304,6 +306,19 @@ def meaning_between(rt) -> Callable[[str, str], float]:
     return score
 
 
+def echoed_held(rt, weights: dict[str, float]) -> Callable[[str, list[Evidence]], float]:
+    """How much of what an answer sentence repeats from the question its cited sentences hold, read with
+    the sentence before and the page title; rarity-weighted like the refusal coverage. "东吴证券2021年净利润
+    为1.31亿元" citing a sentence about 承销保荐收入 repeats 净利润, which that sentence never says."""
+    def share(sentence: str, cited: list[Evidence]) -> float:
+        echoed = {w: weight for w, weight in weights.items() if w in sentence}
+        if not echoed:
+            return 1.0
+        context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
+        return coverage(echoed, context)
+    return share
+
+
 def before_generating(g: Gathered, cfg, strict: bool) -> str:
     """Why the evidence cannot answer, or ''."""
     if not g.evidence:
@@ -319,7 +334,7 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
     if strict and declines(draft):
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
     verified = verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning,
-                             q.alternatives)
+                             q.alternatives, echoed_held(rt, g.weights) if strict else None, cfg.min_echo)
     problem = ""
     if not verified.citations:
         problem = "no answer sentence is held by the sentence it cites"
@@ -368,7 +383,10 @@ def split_question(rt, question: str, lang: str, k: int | None) -> list[Part]:
     """Two questions in one, or one question about two places: each part is answered on its own."""
     parts = two_questions(question, lambda q: asked_names(rt, q, lang))
     if not parts and lang != "en":
-        parts = sub_questions(question) or alternative_parts(analyse(question))
+        analysed = analyse(question)
+        parts = sub_questions(question)
+        if not parts and not written_as_one(rt.index.chunks, analysed.alternatives):
+            parts = alternative_parts(analysed)
     if not parts and lang == "en":  # an English pair is found in its Chinese rendering
         variants = retrieve_for(rt, question, k).variants
         parts = sub_questions(variants[-1]) if variants else []
@@ -415,6 +433,17 @@ def alternative_parts(question: Question) -> list[Part]:
             rest = _EACH.sub("", question.norm)
             return [Part("", rest.replace(joined, a, 1)), Part("", rest.replace(joined, b, 1))]
     return []
+
+
+def written_as_one(chunks: list, alternatives: tuple[str, ...]) -> bool:
+    """"速度与激情" is one title, not two things asked about: most chunks holding both sides write them
+    joined. Two things compared (特斯拉和比亚迪) are mostly written apart."""
+    if len(alternatives) != 2:
+        return False
+    a, b = alternatives
+    both = [c.text for c in chunks if a in c.text and b in c.text]
+    joined = sum(any(f"{a}{conj}{b}" in text for conj in CONJUNCTIONS) for text in both)
+    return bool(both) and 2 * joined >= len(both)
 
 
 _JOINED = re.compile(r"[,，;；]\s*(?:and\s+|以及|还有)?(?=(?:what|how|which|who|when|where)\b)|[?？]\s*(?=\S)", re.I)

@@ -95,7 +95,8 @@ def unsupported_numbers(sentence: str, evidence_text: str) -> set[float]:
     """Figures of the sentence the evidence lacks, or holds only with another measure word."""
     said, found = figures_in(sentence), figures_in(evidence_text)
     for value, measures in figures_in(in_digits(evidence_text)).items():  # 第三批 holds 第3批
-        found.setdefault(value, set()).update(measures)
+        if measures - {""}:  # a numeral counts only when it counts something: 一失联飞机 holds no 1
+            found.setdefault(value, set()).update(measures - {""})
     return {value for value, measures in said.items()
             if value not in found or not _measures_agree(measures, found[value])}
 
@@ -285,6 +286,8 @@ class Grounding:
     meaning: Callable[[str, str], float] | None = None
     min_meaning: float = 0.5
     alternatives: tuple[str, ...] = ()  # the sides of a question about several things (rag.question)
+    echo: Callable[[str, list[Evidence]], float] | None = None  # share of echoed question words held
+    min_echo: float = 0.0
 
 
 def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
@@ -292,7 +295,8 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     in the cited evidence (echoing one from the question is no exception: the question may be wrong),
     and so must every name it gives; most of the sentence's other wording that the question did not supply
     must be in it too. Words echoed from the question are never support by themselves: a sentence that
-    adds nothing claims nothing. An English sentence is held by its figures or, failing those, by its
+    adds nothing claims nothing; and what it does repeat from the question (东吴证券's 净利润) is a claim
+    about the cited sentence that it must hold too, read with its context (`check.echo`). An English sentence is held by its figures or, failing those, by its
     similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
@@ -300,6 +304,8 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     if unsupported_numbers(norm, text) or unsupported_names(norm, titled, check.given) or \
             about_another(norm, text, check.alternatives):
         return False
+    if check.echo is not None and check.echo(norm, cited) < check.min_echo:
+        return False  # it restates the question about a sentence that is about something else
     english = is_english(sentence)
     if english and check.meaning is not None and check.meaning(sentence, text) < check.min_meaning:
         return False
@@ -341,10 +347,12 @@ def new_words(sentence: str, given: str) -> list[str]:
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",
                   meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5,
-                  alternatives: tuple[str, ...] = ()) -> Verified:
+                  alternatives: tuple[str, ...] = (),
+                  echo: Callable[[str, list[Evidence]], float] | None = None, min_echo: float = 0.0) -> Verified:
     """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m.
-    `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked."""
-    check = Grounding(min_support, normalize(question).text, meaning, min_meaning, alternatives)
+    `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked; `echo`
+    measures how much of what a sentence repeats from the question its cited sentences hold."""
+    check = Grounding(min_support, normalize(question).text, meaning, min_meaning, alternatives, echo, min_echo)
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0

@@ -1,6 +1,7 @@
 """The answering path end to end with the real 0.5B model on the fixture corpus."""
 
-from rag.ask import alternative_parts, answer, answer_json, sub_questions, subject_names
+from rag.ask import alternative_parts, answer, answer_json, sub_questions, subject_names, written_as_one
+from rag.chunk import Chunk
 from rag.cite import numbers_in, strip_markers
 from rag.decide import holds_kind
 from rag.question import analyse, asked_measure, question_lang
@@ -81,6 +82,18 @@ def test_a_question_about_two_things_is_asked_once_per_thing():
     assert parts("女子和男子500米速度滑冰金牌分别是谁") == ["女子500米速度滑冰金牌是谁", "男子500米速度滑冰金牌是谁"]
     assert parts("中华人民共和国成立于哪一年？") == [] and parts("和平区的人口是多少？") == []
     assert parts("") == [] and parts("和") == []
+
+
+def test_a_title_joined_by_a_conjunction_is_one_thing():
+    """《远山与归人》 is one film: the collection writes its sides joined, so it is not asked in halves."""
+    def chunks(*texts: str) -> list[Chunk]:
+        return [Chunk(str(i), "d.txt", "", 0, len(t), t, t) for i, t in enumerate(texts)]
+
+    film = chunks("《远山与归人》定档五月。", "远山与归人的导演是王一。", "远山之外，归人未归。")
+    assert written_as_one(film, ("远山", "归人"))
+    rivals = chunks("腾讯和阿里巴巴发布财报。", "腾讯营收增长，阿里巴巴营收下降。", "阿里巴巴与腾讯竞争。")
+    assert not written_as_one(rivals, ("腾讯", "阿里巴巴"))
+    assert not written_as_one(film, ("远山",)) and not written_as_one([], ("远山", "归人"))
 
 
 def test_asked_measure_must_be_in_the_best_evidence():

@@ -119,6 +119,7 @@ def test_figures_in_chinese_numerals_hold_digits():
     assert unsupported_numbers("共建成36个站点", "共建成三十五个站点") == {36.0}
     assert not unsupported_numbers("年产能120万吨", "一百二十万吨焦化产能")
     assert unsupported_numbers("近1000人参加", "近千人参加") == {1000.0}  # a round guess is no figure
+    assert unsupported_numbers("飞机上有1人", "一失联飞机确认坠毁") == {1.0}  # 一 as "a" counts nothing
 
 
 def test_a_place_named_without_its_suffix_is_not_new():
