@@ -44,7 +44,8 @@ def lowest_share(rt, row: dict) -> float:
 
 
 def suite_rows(folder: Path) -> list[tuple[str, bool, float]]:
-    """(kind, correct, lowest echo share) for each answered question of one suite."""
+    """(kind, correct, lowest echo share) for each answered question of one suite; with --show T, the
+    answers a threshold T would withdraw are printed."""
     report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     rt = Runtime.open(replace(Config(), corpus=Path(report["meta"]["corpus"])), progress=False)
     out = []
@@ -53,7 +54,12 @@ def suite_rows(folder: Path) -> list[tuple[str, bool, float]]:
             continue
         correct = bool(row.get("verdict", {}).get("correct"))
         out.append((row["kind"], correct, lowest_share(rt, row)))
+        if SHOW and out[-1][2] < SHOW:
+            print(f"  {row['id']} {'correct' if correct else row['kind']} {out[-1][2]:.2f} {row['q']} -> {row['answer'][:90]}")
     return out
+
+
+SHOW = float(sys.argv[sys.argv.index("--show") + 1]) if "--show" in sys.argv else 0.0
 
 
 def main() -> None:

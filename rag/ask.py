@@ -309,9 +309,12 @@ def meaning_between(rt) -> Callable[[str, str], float]:
 def echoed_held(rt, weights: dict[str, float]) -> Callable[[str, list[Evidence]], float]:
     """How much of what an answer sentence repeats from the question its cited sentences hold, read with
     the sentence before and the page title; rarity-weighted like the refusal coverage. "东吴证券2021年净利润
-    为1.31亿元" citing a sentence about 承销保荐收入 repeats 净利润, which that sentence never says."""
+    为1.31亿元" citing a sentence about 承销保荐收入 repeats 净利润, which that sentence never says. A word
+    no chunk of the collection holds (搞, 点数) is the asker's wording, which no source could hold: not counted."""
+    known = {w: weight for w, weight in weights.items() if document_frequency(rt.index, w)[0] > 0}
+
     def share(sentence: str, cited: list[Evidence]) -> float:
-        echoed = {w: weight for w, weight in weights.items() if w in sentence}
+        echoed = {w: weight for w, weight in known.items() if w in sentence}
         if not echoed:
             return 1.0
         context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.cite import strip_markers, unsupported_names, unsupported_numbers
+from rag.cite import in_digits, strip_markers, unsupported_names, unsupported_numbers
 from rag.clean import normalize_query
 from rag.config import PROJECT_ROOT
 from rag.load import LoadError, read_raw
@@ -108,9 +108,10 @@ def first_relevant_rank(hits: list[dict], spans: list[tuple[str, int, int]]) -> 
 def fact_found(fact: str, text: str) -> bool:
     """The fact as one contiguous string of the text, both normalised like the corpus (Simplified, no
     pinyin, width-folded) and without digit-group commas ("1,200" is "1200"). No piecewise matching:
-    "第1" is not in "…1月…第3名"."""
+    "第1" is not in "…1月…第3名". Chinese numerals are read as digits on both sides, as the verifier reads
+    them (第三批 is 第3批)."""
     f, t = _graded(fact), _graded(text)
-    return bool(f) and f in t
+    return bool(f) and (f in t or _graded(in_digits(fact)) in _graded(in_digits(text)))
 
 
 def _graded(text: str) -> str:

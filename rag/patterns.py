@@ -22,7 +22,7 @@ SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1
 # Measure words that say what a figure counts: 12个 and 2808棵 are different facts.
 MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
 # Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
-SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位"}
+SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位", "人": "位"}
 CN_DIGITS = "零一二两三四五六七八九十百千万亿"
 # Chinese numerals with a measure word (三个, 近千人): a figure without digits.
 CN_FIGURE = re.compile(f"[{CN_DIGITS}几]+[余多]?(.)")
@@ -30,7 +30,8 @@ CN_FIGURE = re.compile(f"[{CN_DIGITS}几]+[余多]?(.)")
 DATE = re.compile(r"\d{1,4}\s*[年月日号]|[今去明前]年|[上下本]?(?:周|星期)[一二三四五六日天]|[昨今明前]天|"
                   r"\d{1,2}[:：]\d{2}|[一二三四五六七八九十]+月|[\u4e00-\u9fff]朝|世纪|年代|年间|时期|"
                   r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-                  r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.? \d{1,2}\b|\b(?:1[5-9]|20)\d{2}\b",
+                  r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.? \d{1,2}\b|\b(?:1[5-9]|20)\d{2}s?\b|"
+                  r"\b\d{1,2}(?:st|nd|rd|th)[- ]century\b",
                   re.I)
 # Administrative suffixes a place is written with or without (荥经 / 荥经县).
 PLACE_SUFFIX = "省市县区镇乡州村"

@@ -82,7 +82,7 @@ def asked_measure(norm: str) -> str:
     m = _ASKED_MEASURE.search(norm)
     if not m:
         return ""
-    return "人" if m.group(2) and m.group(1) == "个" else canonical_measure(m.group(1))  # 几个人 counts 人
+    return canonical_measure("人" if m.group(2) and m.group(1) == "个" else m.group(1))  # 几个人 counts 人
 
 
 def analyse(text: str, names: dict[str, bool] | None = None) -> Question:

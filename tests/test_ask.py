@@ -1,9 +1,20 @@
 """The answering path end to end with the real 0.5B model on the fixture corpus."""
 
-from rag.ask import alternative_parts, answer, answer_json, sub_questions, subject_names, written_as_one
+from rag.ask import (
+    alternative_parts,
+    answer,
+    answer_json,
+    echoed_held,
+    gather,
+    sub_questions,
+    subject_names,
+    written_as_one,
+)
 from rag.chunk import Chunk
-from rag.cite import numbers_in, strip_markers
+from rag.cite import Evidence, numbers_in, strip_markers, verify_answer
+from rag.clean import normalize
 from rag.decide import holds_kind
+from rag.load import read_raw
 from rag.question import analyse, asked_measure, question_lang
 
 
@@ -178,3 +189,18 @@ def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_
         assert any("96.4%" in c.quote for c in result.citations), (question, result.answer)
         for c in result.citations:
             assert raw_of(rt, c.doc)[c.start:c.end] == c.quote
+
+
+def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runtime):
+    """The source gives 青禾县's 地表水优良比例 92.5%. Called 松岭市's 湿地修复比例 the question asks for (words
+    of another page), the figure is held by its sentence but what the answer repeats from the question is not."""
+    raw = read_raw(runtime.cfg.corpus / "river.txt")
+    quote = "全县地表水优良比例达到92.5%。"
+    start = raw.index(quote)
+    said = Evidence("river.txt", "青禾县推进河道治理", start, start + len(quote), quote, normalize(quote).text, 1.0)
+    for question, answer_text, kept in (("青禾县地表水优良比例是多少？", "青禾县地表水优良比例达到92.5%[1]。", True),
+                                        ("松岭市湿地修复比例是多少？", "松岭市湿地修复比例达到92.5%[1]。", False)):
+        echo = echoed_held(runtime, gather(runtime, question).weights)
+        assert verify_answer(answer_text, [said], 0.5, question).citations  # what it checked before
+        verified = verify_answer(answer_text, [said], 0.5, question, echo=echo, min_echo=runtime.cfg.min_echo)
+        assert bool(verified.citations) == kept, (question, echo(normalize(answer_text).text, [said]))

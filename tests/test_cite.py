@@ -76,6 +76,7 @@ def test_figure_with_another_measure_word_is_unsupported():
     assert unsupported_numbers("给12颗古树建了档案", source) == {12.0}
     assert unsupported_numbers("给2808颗古树建了档案", source) == set()  # 颗/棵 are the same measure
     assert unsupported_numbers("about 12 groups", source) == set()  # English units are not compared
+    assert unsupported_numbers("代表团共有44人", "代表团由44名运动员组成") == set()  # 名 and 人 count people
     assert figures_in("引进企业30余家,近千人") == {30.0: {"个"}}
 
 
@@ -135,6 +136,7 @@ def test_english_dates_count_as_dates():
     from rag.patterns import DATE
 
     assert DATE.search("It was published on May 31, 2018.") and DATE.search("opened in Sept. 4")
+    assert DATE.search("began in the 18th century") and DATE.search("popular in the 1990s")
     assert not DATE.search("Maybe 3 of them came") and not DATE.search("120 tons")
 
 

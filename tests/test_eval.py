@@ -48,6 +48,7 @@ def load_qa_line(tmp_path, obj):
 def test_fact_matching_normalises_script():
     assert fact_found("4.72亿元", "信貸資金4.72億元")
     assert not fact_found("4.72亿元", "信贷资金4.27亿元")
+    assert fact_found("第三批", "白石镇入选第3批示范镇") and not fact_found("第三批", "白石镇入选第4批示范镇")
 
 
 def test_csv_qa_loads(tmp_path):
