@@ -1,7 +1,7 @@
 """Scale run: the 846-page rgb-news collection plus a synthetic noisy one, through the real command line.
 
     .venv/bin/python eval/scale.py                      # full size: 5,000 synthetic files, 20 kills, 8 chats
-    .venv/bin/python eval/scale.py --synthetic 200 --kills 3 --concurrent 0   # what tests/test_scale.py runs
+    .venv/bin/python eval/scale.py --synthetic 100 --kills 3 --concurrent 0   # what tests/test_scale.py runs
 
 Measures: the first build (`rag index`), an incremental update after touching 10 files (how many chunks
 were embedded again, against the chunks those 10 files hold), SIGKILL at a random moment of such an update
