@@ -15,7 +15,6 @@ import os
 import re
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,9 +318,10 @@ def failures(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(rows: list[dict], summary: dict, meta: dict, out_root: Path, name: str = "") -> Path:
-    """report.json, report.md, failures.md and plots in <out_root>/<timestamp>[/<name>]."""
-    folder = out_root / (name or time.strftime("%Y%m%d-%H%M%S"))
+def write_report(rows: list[dict], summary: dict, meta: dict, run_folder: Path, name: str = "") -> Path:
+    """report.json, report.md, failures.md and plots in the run's folder (<out>/<timestamp>), or in its
+    <name> subfolder for one suite of several."""
+    folder = run_folder / name if name else run_folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps({"meta": meta, "summary": summary, "questions": rows},
                                                    ensure_ascii=False, indent=1), encoding="utf-8")

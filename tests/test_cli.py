@@ -59,3 +59,17 @@ def test_missing_models_name_the_fetch_command(tmp_path):
     (models / "manifest.json").write_text((PROJECT / "models" / "manifest.json").read_text())
     out = run(["search", "x"], env_extra={"RAG_MODELS_DIR": str(models)})
     assert out.returncode == 1 and b"rag models fetch" in out.stderr and b"Traceback" not in out.stderr
+
+
+def test_eval_writes_its_report_where_it_says(cfg, runtime, tmp_path):
+    """One QA set: report.json, report.md and failures.md in the folder the last line names."""
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"id": "a", "q": "青禾县设立了多少名河长？", "kind": "zh", "doc": "river.txt",
+                              "evidence": "设立河长212名", "facts": "212"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    out = run(["eval", "--retrieval-only", "--qa", str(qa), "--corpus", str(cfg.corpus), "--out", str(tmp_path / "r")],
+              env_extra={"RAG_INDEX_DIR": str(cfg.index_root)})
+    assert out.returncode == 0, out.stderr.decode()
+    folder = Path(out.stderr.decode().strip().splitlines()[-1].removeprefix("report: "))
+    assert {p.name for p in folder.iterdir()} >= {"report.json", "report.md", "failures.md"}
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["questions"][0]["id"] == "a" and report["summary"]["all"]["R@5"] == 1.0
