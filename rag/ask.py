@@ -19,13 +19,13 @@ from typing import NamedTuple
 import opencc
 
 from rag.attribute import core, is_about, question_names
-from rag.cite import Citation, Evidence, Verified, page_head, select_evidence, verify_answer
+from rag.cite import Citation, Evidence, Verified, numbers_in, page_head, select_evidence, verify_answer
 from rag.clean import normalize, normalize_query, readable
-from rag.decide import Signals, content_words, coverage, holds_kind, refusal, word_weights
+from rag.decide import Signals, absent_names, content_words, coverage, holds_kind, refusal, word_weights
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency
 from rag.models import ModelError
-from rag.patterns import CJK, CJK_SPAN, DATE, NUMBER
+from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, DATE, MEASURES
 from rag.question import CONJUNCTIONS, Question, analyse, is_english, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
@@ -171,8 +171,9 @@ def similarity_to(rt, question: Question) -> Callable[[list[str]], list[float]]:
 def measure(rt, question: Question, evidence: list[Evidence], weights: dict[str, float],
             meaning: Callable[[list[str]], list[float]]) -> Signals:
     """The refusal signals of rag/decide.py for the best evidence sentence (read with the one before)."""
+    absent = absent_names(question, lambda word: any(word in c.norm for c in rt.index.chunks))
     if question.about_page:
-        return Signals(1.0, True, 1.0)
+        return Signals(1.0, True, 1.0, absent)
     contexts = [in_context(rt, e) for e in evidence]
     covers = [coverage(weights, c) for c in contexts]
     similar = meaning(contexts)
@@ -180,7 +181,7 @@ def measure(rt, question: Question, evidence: list[Evidence], weights: dict[str,
     best = max(signal, default=0.0)
     near_best = [e for e, v in zip(evidence, signal, strict=True) if v >= 0.8 * best]
     return Signals(max(covers, default=0.0), any(holds_kind(question, e.norm) for e in near_best),
-                   max(similar, default=0.0))
+                   max(similar, default=0.0), absent)
 
 
 def in_context(rt, ev: Evidence) -> str:
@@ -255,9 +256,10 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 
 
 def states_kind(question: Question, text: str) -> bool:
-    """Does the answer state the kind of fact asked (a figure, a date)?"""
+    """Does the answer state the kind of fact asked (a figure, a date)? The question's own numbers (its
+    year, 2023春运首日旅客发送量) are not the figure it asks for."""
     if question.asks == "figure":
-        return bool(NUMBER.search(text)) or holds_kind(question, text)
+        return bool(numbers_in(text) - numbers_in(question.norm)) or any(m.group(1) in MEASURES for m in CN_FIGURE.finditer(text))
     if question.asks == "date":
         return bool(DATE.search(text))
     return True
@@ -306,11 +308,13 @@ def meaning_between(rt) -> Callable[[str, str], float]:
     return score
 
 
-def echoed_held(rt, weights: dict[str, float]) -> Callable[[str, list[Evidence]], float]:
+def echoed_held(rt, weights: dict[str, float], names: dict[str, bool]) -> Callable[[str, list[Evidence]], float]:
     """How much of what an answer sentence repeats from the question its cited sentences hold, read with
     the sentence before and the page title; rarity-weighted like the refusal coverage. "东吴证券2021年净利润
     为1.31亿元" citing a sentence about 承销保荐收入 repeats 净利润, which that sentence never says. A word
-    no chunk of the collection holds (搞, 点数) is the asker's wording, which no source could hold: not counted."""
+    no chunk of the collection holds (搞, 点数) is the asker's wording, which no source could hold: not counted.
+    A report names its place once, paragraphs above (rag.attribute): an asked name the cited sentence is
+    attributed to counts as held."""
     known = {w: weight for w, weight in weights.items() if document_frequency(rt.index, w)[0] > 0}
 
     def share(sentence: str, cited: list[Evidence]) -> float:
@@ -318,7 +322,8 @@ def echoed_held(rt, weights: dict[str, float]) -> Callable[[str, list[Evidence]]
         if not echoed:
             return 1.0
         context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
-        return coverage(echoed, context)
+        about = [name for name, sure in names.items() if any(about_any(rt, {name: sure})(e) for e in cited)]
+        return coverage(echoed, " ".join([context, *about]))
     return share
 
 
@@ -337,7 +342,7 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
     if strict and declines(draft):
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
     verified = verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning,
-                             q.alternatives, echoed_held(rt, g.weights) if strict else None, cfg.min_echo)
+                             q.alternatives, echoed_held(rt, g.weights, q.names) if strict and cfg.min_echo > 0 else None, cfg.min_echo)
     problem = ""
     if not verified.citations:
         problem = "no answer sentence is held by the sentence it cites"

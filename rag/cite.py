@@ -21,7 +21,7 @@ import cn2an
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
 from rag.patterns import CJK_RUN, CN_FIGURE, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
-from rag.question import is_english
+from rag.question import is_english, without_yes_no
 from rag.tokens import names_in, tokenize
 
 MAX_QUOTE_CHARS = 140
@@ -352,7 +352,7 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
     """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m.
     `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked; `echo`
     measures how much of what a sentence repeats from the question its cited sentences hold."""
-    check = Grounding(min_support, normalize(question).text, meaning, min_meaning, alternatives, echo, min_echo)
+    check = Grounding(min_support, without_yes_no(normalize(question).text), meaning, min_meaning, alternatives, echo, min_echo)
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0

@@ -15,9 +15,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.attribute import core
 from rag.patterns import CJK_RUN, CN_FIGURE, DATE, NUMBER
 from rag.question import Question
-from rag.tokens import tokenize
+from rag.tokens import names_in, tokenize
 
 # Words that say what kind of answer is wanted, not what it is about.
 _ASKING = frozenset("哪 哪个 哪些 哪里 哪儿 哪位 哪年 哪一年 谁 何 何时 何地 为何 多 多大 多久 几 是 指 称为 被称为 叫 叫做 "
@@ -31,6 +32,7 @@ class Signals:
     coverage: float  # rarity-weighted share of the question's words in the best evidence (with context)
     holds_kind: bool  # the best evidence states the kind of fact asked (figure, date), or none is asked
     similarity: float = 0.0  # dense cosine of question and best evidence (cross-lingual questions)
+    absent: tuple[str, ...] = ()  # names the question asks about that no document of the collection holds
 
 
 def content_words(question: Question) -> list[str]:
@@ -67,6 +69,14 @@ def coverage(weights: dict[str, float], text: str) -> float:
     return sum(w * word_found(word, text) for word, w in weights.items()) / total
 
 
+def absent_names(question: Question, present: Callable[[str], bool]) -> tuple[str, ...]:
+    """The question's proper names (jieba: person, place, organisation, other) that the collection never
+    writes, with or without an administrative suffix (苍溪县 / 苍溪). A question about 华尔街日报 asked of
+    pages that never name it cannot be answered from them, however well its other words are covered."""
+    names = dict.fromkeys(names_in(question.chinese)) if question.chinese.strip() else {}
+    return tuple(n for n in names if not present(n) and not present(core(n)))
+
+
 def holds_kind(question: Question, text: str) -> bool:
     """Does a sentence state the kind of fact the question asks for? Only figures and dates can be told
     from the text alone; other kinds always pass."""
@@ -82,6 +92,8 @@ def holds_kind(question: Question, text: str) -> bool:
 def refusal(signals: Signals, question: Question, min_coverage: float, min_similarity: float) -> str:
     """Why the documents do not answer, or '' when they may. Chinese questions are judged by coverage;
     an English question's words never occur in Chinese text, so it is judged by dense similarity."""
+    if signals.absent:
+        return f"the documents never name {'/'.join(signals.absent)}"
     if question.lang == "en":
         if signals.similarity < min_similarity:
             return f"no evidence is close enough to the question (similarity {signals.similarity:.2f})"

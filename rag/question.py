@@ -97,6 +97,16 @@ def analyse(text: str, names: dict[str, bool] | None = None) -> Question:
                     {**found, **(names or {})}, bool(_ABOUT_PAGE.search(norm)), alternatives(chinese))
 
 
+# How a yes/no question is asked (可不可以, 有没有, 是不是, 是否, 能否): the choice the answer makes.
+_YES_NO = re.compile(r"(\w)[不没]\1|[是能可]否")
+
+
+def without_yes_no(norm: str) -> str:
+    """The question's words an answer may echo without claiming anything: a yes/no question's A-not-A
+    is left out, since "可以连发" answering "可不可以连发" claims exactly the side it picks."""
+    return _YES_NO.sub(" ", norm)
+
+
 CONJUNCTIONS = ("和", "与", "及", "跟", "、", "以及")  # what joins the sides of "A和B"
 
 

@@ -4,6 +4,7 @@ from rag.ask import (
     alternative_parts,
     answer,
     answer_json,
+    before_generating,
     echoed_held,
     gather,
     sub_questions,
@@ -202,7 +203,18 @@ def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runt
     said = Evidence("river.txt", "青禾县推进河道治理", start, start + len(quote), quote, normalize(quote).text, 1.0)
     for question, answer_text, kept in (("青禾县地表水优良比例是多少？", "青禾县地表水优良比例达到92.5%[1]。", True),
                                         ("松岭市湿地修复比例是多少？", "松岭市湿地修复比例达到92.5%[1]。", False)):
-        echo = echoed_held(runtime, gather(runtime, question).weights)
+        g = gather(runtime, question)
+        echo = echoed_held(runtime, g.weights, g.question.names)
         assert verify_answer(answer_text, [said], 0.5, question).citations  # what it checked before
         verified = verify_answer(answer_text, [said], 0.5, question, echo=echo, min_echo=0.55)
         assert bool(verified.citations) == kept, (question, echo(normalize(answer_text).text, [said]))
+
+
+def test_a_name_no_document_writes_is_refused_before_generating(runtime):
+    """The fixture pages never name 华尔街日报: however much else of the question they cover, they cannot say
+    who its reporter is. A name they do write, with or without its suffix, is no reason to refuse."""
+    absent = gather(runtime, "华尔街日报的记者在青禾县报道了什么？")
+    assert "华尔街日报" in absent.signals.absent
+    assert "华尔街日报" in before_generating(absent, runtime.cfg, strict=True)
+    present = gather(runtime, "青禾县的地表水优良比例是多少？")
+    assert present.signals.absent == ()

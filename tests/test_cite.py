@@ -163,3 +163,12 @@ def test_an_invented_name_sinks_a_sentence_the_source_otherwise_supports():
     assert not v.citations
     held = verify_answer("《远方的河》是一部传统类型的喜剧电影[1]。", [says], 0.5, question)
     assert held.citations
+
+
+def test_a_yes_no_answer_claims_the_side_it_picks():
+    """可不可以连发 is asked; 可以连发 picks a side, which the source must hold (and does, or does not)."""
+    question = "機關手槍可不可以連發?"
+    held = verify_answer("机关手枪可以连发[1]。", [ev("短機關槍即可以連發的短槍。")], 0.5, question)
+    assert held.citations
+    other = verify_answer("机关手枪可以连发[1]。", [ev("機關手槍的槍管較短。")], 0.5, question)
+    assert not other.citations
