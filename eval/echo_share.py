@@ -31,7 +31,7 @@ THRESHOLDS = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 def lowest_share(rt, row: dict) -> float:
     """The lowest echo share over the answer's sentences (1.0 when nothing is echoed)."""
     g = gather(rt, row["q"])
-    share = echoed_held(rt, g.weights)
+    share = echoed_held(rt, g.weights, g.question.names)
     cited = {c["n"]: Evidence(c["doc"], c["title"], c["start"], c["end"], c["quote"], "", 0.0)
              for c in row["citations"]}
     lowest = 1.0
