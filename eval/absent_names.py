@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.config import Config  # noqa: E402
 from rag.decide import absent_names  # noqa: E402
 from rag.eval import known_suites, load_qa  # noqa: E402
-from rag.index import current_index  # noqa: E402
+from rag.index import current_index, writes  # noqa: E402
 from rag.question import analyse  # noqa: E402
 
 
@@ -39,13 +40,9 @@ def main() -> None:
         if index is None:
             print(f"{name}: no index (run `rag index --corpus {suite.corpus}` first)")
             continue
-        norms = [c.norm for c in index.chunks]
-
-        def present(word: str, norms: list[str] = norms) -> bool:
-            return any(word in n for n in norms)
         counts = {True: [0, 0], False: [0, 0]}  # answerable? -> [questions, refused by the signal]
         for item in load_qa(suite.qa):
-            absent = absent_names(analyse(item.q), present)
+            absent = absent_names(analyse(item.q), partial(writes, index))
             counts[bool(item.facts)][0] += 1
             counts[bool(item.facts)][1] += bool(absent)
             if absent:

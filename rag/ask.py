@@ -23,7 +23,7 @@ from rag.cite import Citation, Evidence, Verified, numbers_in, page_head, select
 from rag.clean import normalize, normalize_query, readable
 from rag.decide import Signals, absent_names, content_words, coverage, holds_kind, refusal, word_weights
 from rag.generate import Usage, stream_chat, translate_to_chinese
-from rag.index import document_frequency
+from rag.index import document_frequency, writes
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, DATE, MEASURES
 from rag.question import CONJUNCTIONS, Question, analyse, is_english, question_lang
@@ -171,7 +171,7 @@ def similarity_to(rt, question: Question) -> Callable[[list[str]], list[float]]:
 def measure(rt, question: Question, evidence: list[Evidence], weights: dict[str, float],
             meaning: Callable[[list[str]], list[float]]) -> Signals:
     """The refusal signals of rag/decide.py for the best evidence sentence (read with the one before)."""
-    absent = absent_names(question, lambda word: any(word in c.norm for c in rt.index.chunks))
+    absent = absent_names(question, lambda word: writes(rt.index, word))
     if question.about_page:
         return Signals(1.0, True, 1.0, absent)
     contexts = [in_context(rt, e) for e in evidence]

@@ -73,8 +73,7 @@ def absent_names(question: Question, present: Callable[[str], bool]) -> tuple[st
     """The question's proper names (jieba: person, place, organisation, other) that the collection never
     writes, with or without an administrative suffix (苍溪县 / 苍溪). A question about 华尔街日报 asked of
     pages that never name it cannot be answered from them, however well its other words are covered."""
-    names = dict.fromkeys(names_in(question.chinese)) if question.chinese.strip() else {}
-    return tuple(n for n in names if not present(n) and not present(core(n)))
+    return tuple(n for n in dict.fromkeys(names_in(question.chinese)) if not present(n) and not present(core(n)))
 
 
 def holds_kind(question: Question, text: str) -> bool:

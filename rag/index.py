@@ -68,6 +68,12 @@ def document_frequency(index: Index, word: str) -> tuple[int, int]:
     return int(scores["indptr"][i + 1] - scores["indptr"][i]), n
 
 
+def writes(index: Index, text: str) -> bool:
+    """Does any chunk hold this exact text (after normalisation)? A scan, not the BM25 vocabulary: jieba
+    cuts a name differently in different sentences (华尔街日报 / 华尔街 日报), a substring is the same."""
+    return any(text in c.norm for c in index.chunks)
+
+
 def _params(cfg: Config, embedder_id: str) -> dict:
     return {"format": FORMAT_VERSION, "embedder": embedder_id, **cfg.index_params()}
 
