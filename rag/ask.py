@@ -25,7 +25,7 @@ from rag.decide import Signals, absent_names, content_words, coverage, holds_kin
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency, writes
 from rag.models import ModelError
-from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, DATE, MEASURES
+from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, DATE, MEASURES, NUMBER, SCALE
 from rag.question import CONJUNCTIONS, Question, analyse, is_english, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
@@ -228,6 +228,8 @@ def build_messages(question: Question, evidence: list[Evidence]) -> list[dict]:
     Sources are shown in their own characters (Ⅱ类, ％), so the answer copies those, not a folded form."""
     simplified = question.lang == "zh"
     shown = [_T2S.convert(readable(e.quote)) if simplified else readable(e.quote) for e in evidence]
+    if question.lang == "en":
+        shown = [with_english_figures(text) for text in shown]
     sources = "\n".join(f"[{i}] {text}" for i, text in enumerate(shown, 1))
     if question.lang == "en":
         user = f"Sources:\n{sources}\n\nQuestion: {question.text.strip()}\nAnswer in English."
@@ -237,6 +239,26 @@ def build_messages(question: Question, evidence: list[Evidence]) -> list[dict]:
     for ask, reply in EXAMPLE:
         messages += [{"role": "user", "content": ask}, {"role": "assistant", "content": reply}]
     return [*messages, {"role": "user", "content": user}]
+
+
+def with_english_figures(text: str) -> str:
+    """Chinese-scaled figures read in English ("500万" -> "5 million") in an English prompt: the 1.5B
+    converts 万/亿 wrongly on its own (500万 -> 500,000, 2.3亿 -> 2.3 billion), even with the reading
+    written beside them, and the verifier then rightly drops its sentence. The reading is the same value,
+    so an answer copying it is held by the source's own 500万; citations still quote the source."""
+    def reading(m: re.Match) -> str:
+        unit = m.group(2) or ""
+        if unit not in _CN_SCALE:
+            return m.group(0)
+        value = float(m.group(1).replace(",", "")) * SCALE[unit]
+        for size, word in ((1e9, "billion"), (1e6, "million")):
+            if value >= size:
+                return f" {value / size:,.10g} {word} "
+        return f" {value:,.10g} "
+    return NUMBER.sub(reading, text)
+
+
+_CN_SCALE = ("亿", "億", "万", "萬")
 
 
 def declines(draft: str) -> bool:
@@ -341,11 +363,13 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
     cfg, q = rt.cfg, g.question
     if strict and declines(draft):
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
-    verified = verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning,
-                             q.alternatives, echoed_held(rt, g.weights, q.names) if strict and cfg.min_echo > 0 else None, cfg.min_echo)
+    echo = strict and cfg.min_echo > 0
+    verified = verify(rt, g, draft, echo)
     problem = ""
     if not verified.citations:
         problem = "no answer sentence is held by the sentence it cites"
+        if echo and verify(rt, g, draft, False).citations:
+            problem = "the answer restates the question about something else"
     elif strict and not states_kind(q, verified.answer):
         problem = f"the answer states no {q.asks}"
     elif strict and cited_coverage(rt, g, verified) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
@@ -358,6 +382,13 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         # The model wrote from a side sentence while the best one holds nearly all the question: quote that.
         return extractive(g.evidence, q.lang, 1), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
+
+
+def verify(rt, g: Gathered, draft: str, echo: bool) -> Verified:
+    """rag.cite.verify_answer with this question's checks; `echo` adds the echo check (echoed_held)."""
+    cfg, q = rt.cfg, g.question
+    return verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning,
+                         q.alternatives, echoed_held(rt, g.weights, q.names) if echo else None, cfg.min_echo)
 
 
 def finish(result: Answer, verified: Verified, reason: str, started: float) -> Answer:

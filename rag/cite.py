@@ -20,7 +20,7 @@ import cn2an
 
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
-from rag.patterns import CJK_RUN, CN_FIGURE, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
+from rag.patterns import CJK_RUN, CN_FIGURE, LATIN, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
 from rag.question import is_english, without_yes_no
 from rag.tokens import names_in, tokenize
 
@@ -310,7 +310,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     if english and check.meaning is not None and check.meaning(sentence, text) < check.min_meaning:
         return False
     new_figures = numbers_in(norm) - numbers_in(check.given)
-    new = new_words(norm, check.given)
+    new = new_words(norm, check.given, latin=not english)
     if new:
         return sum(len(w) for w in new if w in text) / sum(len(w) for w in new) >= check.min_support
     if bigrams(norm):
@@ -338,11 +338,14 @@ def _from_question(word: str, given: str) -> bool:
     return word in given or (len(word) > 2 and word[-1] in PLACE_SUFFIX and word[:-1] in given)
 
 
-def new_words(sentence: str, given: str) -> list[str]:
+def new_words(sentence: str, given: str, latin: bool = False) -> list[str]:
     """The Chinese words a sentence adds to the question (words, not character pairs: a pair spanning two
     of the question's words is nothing new). A place the question names without its suffix (荥经) is
-    not new as 荥经县."""
-    return [w for w in dict.fromkeys(tokenize(sentence)) if CJK_RUN.search(w) and not _from_question(w, given)]
+    not new as 荥经县. With `latin` (a Chinese sentence), its Latin words too: COMAC919 answering
+    "C919的全称" is the claim itself. An English sentence's words are never in Chinese sources, so it
+    leaves them out."""
+    return [w for w in dict.fromkeys(tokenize(sentence))
+            if (CJK_RUN.search(w) or (latin and len(w) > 1 and LATIN.search(w))) and not _from_question(w, given)]
 
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",

@@ -52,7 +52,7 @@ class Config:
     min_meaning: float = 0.4  # rescaled similarity an English answer sentence needs to its Chinese quote
     min_coverage: float = 0.35  # rarity-weighted share of the question the best evidence must hold
     min_similarity: float = 0.1  # rescaled similarity of an English question to its best evidence
-    min_echo: float = 0.0  # off; share of the question's words an answer sentence repeats that its cited context holds (README "Refusal")
+    min_echo: float = 0.55  # share of the question's words an answer sentence repeats that its cited context holds (README "Refusal")
     min_cited_coverage: float = 0.35  # the same share, for the evidence an answer actually cites
     quote_coverage: float = 0.7  # best evidence this complete is quoted when the answer cites a side sentence
 

@@ -9,10 +9,11 @@ from rag.ask import (
     gather,
     sub_questions,
     subject_names,
+    with_english_figures,
     written_as_one,
 )
 from rag.chunk import Chunk
-from rag.cite import Evidence, numbers_in, strip_markers, verify_answer
+from rag.cite import Evidence, numbers_in, strip_markers, unsupported_numbers, verify_answer
 from rag.clean import normalize
 from rag.decide import holds_kind
 from rag.load import read_raw
@@ -62,6 +63,18 @@ def test_injected_instruction_is_not_followed(answer_runtime):
     assert "HACKED" not in result.answer.upper()
     if not result.refused:
         assert "300" in result.answer
+
+
+def test_english_prompts_read_chinese_scaled_figures_aloud():
+    source = "人口超过500万的都市区，减持了2.3亿美元，GDP43214.85亿元，增长6.4%，12,000人"
+    shown = with_english_figures(source)
+    assert "超过 5 million 的" in shown and "减持了 230 million 美元" in shown
+    assert "GDP 4,321.485 billion 元" in shown
+    assert "增长6.4%" in shown and "12,000人" in shown
+    # The reading is the source's own value: an answer copying it is held, a misreading is not.
+    assert unsupported_numbers("it exceeds 5 million people", source) == set()
+    assert unsupported_numbers("it exceeds 500,000 people", source) == {500000.0}
+    assert unsupported_numbers("reduced by 230 million dollars", source) == set()
 
 
 def test_question_helpers():
@@ -173,11 +186,14 @@ def test_english_place_names_are_sure_only_with_a_place_noun(runtime):
 
 # Not here yet (README "Known weak spots"): "How did 荥经 improve air quality?" (answered from the water-quality
 # sentence beside the air one) and "滎經縣怎樣改善空氣質量？" (answered from the panda and tree sentences).
-MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空气质量的？", "How did Yingjing county improve its air?"]
+# Four of the issue's five phrasings hold; "How did 荥经 improve air quality?" is answered from the water-quality
+# sentence beside it (README "Evaluation").
+MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空气质量的？", "滎經縣怎樣改善空氣質量？",
+           "How did Yingjing county improve its air?"]
 
 
 def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_path_factory):
-    """Five phrasings of the product's own example, on the default corpus with the default generator:
+    """Phrasings of the product's own example, on the default corpus with the default generator:
     each must cite the 96.4% air-quality sentence (not the water-quality one beside it)."""
     from conftest import PRODUCT_MODEL
 

@@ -2,12 +2,14 @@ from rag.chunk import Chunk
 from rag.cite import (
     Evidence,
     figures_in,
+    new_words,
     numbers_in,
     select_evidence,
     split_answer,
     unsupported_numbers,
     verify_answer,
 )
+from rag.clean import normalize
 from rag.retrieve import Hit
 
 
@@ -172,3 +174,15 @@ def test_a_yes_no_answer_claims_the_side_it_picks():
     assert held.citations
     other = verify_answer("机关手枪可以连发[1]。", [ev("機關手槍的槍管較短。")], 0.5, question)
     assert not other.citations
+
+
+def test_a_latin_word_a_chinese_answer_adds_is_a_claim_the_source_must_hold():
+    """C919的全称 answered COMAC919: the Latin word is the answer, so it is new wording, held or not."""
+    question = "C919的全称是什么？"
+    held = verify_answer("C919的全称是COMAC919[1]。", [ev(normalize("C919，全称COMAC919，是中国首款干线客机。").text)], 0.5, question)
+    assert held.citations
+    invented = verify_answer("C919的全称是COMAC919[1]。", [ev(normalize("C919是中国首款按照国际通行适航标准研制的干线客机。").text)],
+                             0.5, question)
+    assert not invented.citations
+    # An English sentence's words are never in a Chinese source; they are checked by figures and meaning.
+    assert new_words("the full name is comac919", "c919的全称是什么") == []
