@@ -25,7 +25,7 @@ from rag.decide import Signals, absent_names, content_words, coverage, holds_kin
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency, writes
 from rag.models import ModelError
-from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, DATE, MEASURES, NUMBER, SCALE
+from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
 from rag.question import CONJUNCTIONS, Question, analyse, is_english, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
@@ -248,7 +248,7 @@ def with_english_figures(text: str) -> str:
     so an answer copying it is held by the source's own 500万; citations still quote the source."""
     def reading(m: re.Match) -> str:
         unit = m.group(2) or ""
-        if unit not in _CN_SCALE:
+        if unit not in CN_SCALE:
             return m.group(0)
         value = float(m.group(1).replace(",", "")) * SCALE[unit]
         for size, word in ((1e9, "billion"), (1e6, "million")):
@@ -256,9 +256,6 @@ def with_english_figures(text: str) -> str:
                 return f" {value / size:,.10g} {word} "
         return f" {value:,.10g} "
     return NUMBER.sub(reading, text)
-
-
-_CN_SCALE = ("亿", "億", "万", "萬")
 
 
 def declines(draft: str) -> bool:

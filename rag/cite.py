@@ -310,7 +310,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     if english and check.meaning is not None and check.meaning(sentence, text) < check.min_meaning:
         return False
     new_figures = numbers_in(norm) - numbers_in(check.given)
-    new = new_words(norm, check.given, latin=not english and bool(CJK_RUN.search(norm)))
+    new = new_words(norm, check.given)
     if new:
         return sum(len(w) for w in new if w in text) / sum(len(w) for w in new) >= check.min_support
     if bigrams(norm):
@@ -338,12 +338,13 @@ def _from_question(word: str, given: str) -> bool:
     return word in given or (len(word) > 2 and word[-1] in PLACE_SUFFIX and word[:-1] in given)
 
 
-def new_words(sentence: str, given: str, latin: bool = False) -> list[str]:
+def new_words(sentence: str, given: str) -> list[str]:
     """The Chinese words a sentence adds to the question (words, not character pairs: a pair spanning two
     of the question's words is nothing new). A place the question names without its suffix (荥经) is
-    not new as 荥经县. With `latin` (a sentence written in Chinese), its Latin words too: COMAC919 answering
-    "C919的全称" is the claim itself. An English sentence's words are never in Chinese sources, so it
-    leaves them out."""
+    not new as 荥经县. In a sentence written in Chinese its Latin words count too: COMAC919 answering
+    "C919的全称" is the claim itself. An English sentence's words are never in Chinese sources, so they
+    are left out."""
+    latin = bool(CJK_RUN.search(sentence)) and not is_english(sentence)
     return [w for w in dict.fromkeys(tokenize(sentence))
             if (CJK_RUN.search(w) or (latin and len(w) > 1 and LATIN.search(w))) and not _from_question(w, given)]
 

@@ -19,6 +19,7 @@ NUMBER = re.compile(
     r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
 SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6,
          "m": 1e6, "billion": 1e9, "bn": 1e9, "thousand": 1e3, "k": 1e3}
+CN_SCALE = frozenset("亿億万萬")  # the Chinese scales an English reader misreads (500万 is 5 million)
 # Measure words that say what a figure counts: 12个 and 2808棵 are different facts.
 MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
 # Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
