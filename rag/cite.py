@@ -22,7 +22,7 @@ from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
 from rag.patterns import CJK_RUN, CN_FIGURE, LATIN, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
 from rag.question import is_english, without_yes_no
-from rag.tokens import names_in, tokenize
+from rag.tokens import is_proper_name, names_in, tokenize
 
 MAX_QUOTE_CHARS = 140
 
@@ -312,7 +312,8 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     new_figures = numbers_in(norm) - numbers_in(check.given)
     new = new_words(norm, check.given)
     if new:
-        return sum(len(w) for w in new if w in text) / sum(len(w) for w in new) >= check.min_support
+        held = sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, norm))
+        return held / sum(len(w) for w in new) >= check.min_support
     if bigrams(norm):
         return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
     return bool(new_figures) or (english and check.meaning is not None)
@@ -335,7 +336,21 @@ def unsupported_names(sentence: str, cited: str, given: str) -> list[str]:
 
 def _from_question(word: str, given: str) -> bool:
     """The question's word, or a place it names written with its suffix (荥经县 for 荥经)."""
-    return word in given or (len(word) > 2 and word[-1] in PLACE_SUFFIX and word[:-1] in given)
+    return holds_word(given, word) or (len(word) > 2 and word[-1] in PLACE_SUFFIX and word[:-1] in given)
+
+
+def holds_word(text: str, word: str) -> bool:
+    """Does the text hold this word? A single character may be a piece of a common word (因 of 因为) but
+    not of a name: the 王 of 高句丽王 is not in a text that only says 王莽."""
+    if len(word) > 1:
+        return word in text
+    return word in text and any(word in w for w in tokenize(text) if w == word or not is_proper_name(w))
+
+
+def _counts_figure(word: str, sentence: str) -> bool:
+    """A measure word written after a digit (44人) belongs to its figure, which the figure check has
+    read with its measure (44人 and 44名 agree): held when the figure is, even if the source says 名."""
+    return word in MEASURES and re.search(rf"\d\s*{re.escape(word)}", sentence) is not None
 
 
 def new_words(sentence: str, given: str) -> list[str]:

@@ -189,3 +189,25 @@ def test_a_latin_word_a_chinese_answer_adds_is_a_claim_the_source_must_hold():
                              "'; DROP TABLE docs; --").citations
     # An English sentence's words are never in a Chinese source; they are checked by figures and meaning.
     assert new_words("the full name is comac919", "c919的全称是什么") == []
+
+
+def test_a_measure_word_belongs_to_its_figure():
+    """44人 answering from "44名运动员": the figure check reads 人 and 名 as the same count, so the measure
+    word is held with its figure; a figure the source does not give still sinks the sentence."""
+    source = [ev(normalize("澳大利亚将派出44名运动员参赛，包括23名女运动员。").text)]
+    question = "北京冬奥会澳大利亚运动员数量"
+    assert verify_answer("澳大利亚运动员数量是44人[1]。", source, 0.5, question).citations
+    assert not verify_answer("澳大利亚运动员数量是45人[1]。", source, 0.5, question).citations
+    assert not verify_answer("澳大利亚运动员数量是44个[1]。", source, 0.5, question).citations
+
+
+def test_a_character_from_a_name_in_the_question_is_new_in_the_answer():
+    """高句丽王 answering 王莽…是谁的错: its 王 is not 王莽's, so the answer adds a word its source must
+    hold; a character from a common word of the question (因 of 因为) is still the question's own."""
+    question = "王莽认为高句丽士卒脱逃是谁的错？"
+    assert new_words("王莽认为高句丽士卒脱逃是高句丽王的错", question) == ["王"]
+    held = [ev(normalize("由于高句丽士卒脱逃，王莽怪罪于高句丽王。").text)]
+    assert verify_answer("王莽认为高句丽士卒脱逃是高句丽王的错[1]。", held, 0.5, question).citations
+    elsewhere = [ev(normalize("公元12年，王莽强行将高句丽人编入辽西郡。").text)]
+    assert not verify_answer("王莽认为高句丽士卒脱逃是高句丽王的错[1]。", elsewhere, 0.5, question).citations
+    assert new_words("常德经开区因环保问题追责", "常德经开区因为环保问题追责，有几个人受了处分？") == []
