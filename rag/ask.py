@@ -385,7 +385,8 @@ def verify(rt, g: Gathered, draft: str, echo: bool) -> Verified:
     """rag.cite.verify_answer with this question's checks; `echo` adds the echo check (echoed_held)."""
     cfg, q = rt.cfg, g.question
     return verify_answer(draft, g.evidence, cfg.min_support, q.text, meaning_between(rt), cfg.min_meaning,
-                         q.alternatives, echoed_held(rt, g.weights, q.names) if echo else None, cfg.min_echo)
+                         q.alternatives, echoed_held(rt, g.weights, q.names) if echo else None, cfg.min_echo,
+                         cfg.recite_margin)
 
 
 def finish(result: Answer, verified: Verified, reason: str, started: float) -> Answer:

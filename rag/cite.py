@@ -288,6 +288,7 @@ class Grounding:
     alternatives: tuple[str, ...] = ()  # the sides of a question about several things (rag.question)
     echo: Callable[[str, list[Evidence]], float] | None = None  # share of echoed question words held
     min_echo: float = 0.0
+    recite_margin: float = 1.0  # how much closer in meaning another sentence must be to take an English citation
 
 
 def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
@@ -367,11 +368,13 @@ def new_words(sentence: str, given: str) -> list[str]:
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",
                   meaning: Callable[[str, str], float] | None = None, min_meaning: float = 0.5,
                   alternatives: tuple[str, ...] = (),
-                  echo: Callable[[str, list[Evidence]], float] | None = None, min_echo: float = 0.0) -> Verified:
+                  echo: Callable[[str, list[Evidence]], float] | None = None, min_echo: float = 0.0,
+                  recite_margin: float = 1.0) -> Verified:
     """Keep supported sentences, re-cite misattributed ones, drop the rest; renumber citations 1..m.
     `meaning` (a cross-lingual similarity) is how a sentence with no Chinese words is checked; `echo`
     measures how much of what a sentence repeats from the question its cited sentences hold."""
-    check = Grounding(min_support, without_yes_no(normalize(question).text), meaning, min_meaning, alternatives, echo, min_echo)
+    check = Grounding(min_support, without_yes_no(normalize(question).text), meaning, min_meaning, alternatives, echo,
+                      min_echo, recite_margin)
     kept: list[tuple[str, list[int]]] = []
     dropped: list[str] = []
     repaired = 0
@@ -420,7 +423,10 @@ def _holds(body: str, cited: list[Evidence], check: Grounding) -> bool:
 
 def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], check: Grounding) -> int | None:
     """The one sentence to cite instead, when another says far more of it. Only with wording enough to
-    tell (an English sentence naming only 古蔺县 would move to any sentence that names the county)."""
+    tell (an English sentence naming only 古蔺县 would move to any sentence that names the county); an
+    English sentence, which shares no wording with its sources, by meaning (_closer_in_meaning)."""
+    if is_english(body) and check.meaning is not None:
+        return _closer_in_meaning(body, cited, evidence, check)
     if len(bigrams(body)) < 4:
         return None
     best = _best_support(body, evidence, check)
@@ -429,6 +435,18 @@ def _says_it_better(body: str, cited: list[int], evidence: list[Evidence], check
     norm = normalize(body).text
     said = coverage(norm, "".join(evidence[i].norm for i in cited))
     return best if coverage(norm, evidence[best].norm) >= said + 0.2 else None
+
+
+def _closer_in_meaning(body: str, cited: list[int], evidence: list[Evidence], check: Grounding) -> int | None:
+    """The evidence sentence an English sentence means, when the model numbered another: "the western
+    half was called New Holland [2]" citing a sentence about a settlement while [1] names 新荷兰. Taken
+    only when clearly closer (`check.recite_margin`, rescaled similarity) and holding the sentence too."""
+    assert check.meaning is not None
+    meanings = [check.meaning(body, e.norm) for e in evidence]
+    best = max(range(len(evidence)), key=meanings.__getitem__)
+    if best in cited or meanings[best] < max(meanings[i] for i in cited) + check.recite_margin:
+        return None
+    return best if _holds(body, [evidence[best]], check) else None
 
 
 def _best_support(text: str, evidence: list[Evidence], check: Grounding) -> int | None:

@@ -50,6 +50,7 @@ class Config:
     dense_evidence_en: float = 1.0  # the same for English questions over Chinese text
     min_support: float = 0.5  # share of an answer sentence's new words its cited sentence must hold
     min_meaning: float = 0.4  # rescaled similarity an English answer sentence needs to its Chinese quote
+    recite_margin: float = 0.15  # an English sentence moves to the evidence this much closer in meaning (README "Refusal")
     min_coverage: float = 0.35  # rarity-weighted share of the question the best evidence must hold
     min_similarity: float = 0.1  # rescaled similarity of an English question to its best evidence
     min_echo: float = 0.55  # share of the question's words an answer sentence repeats that its cited context holds (README "Refusal")

@@ -7,6 +7,7 @@ from rag.ask import (
     before_generating,
     echoed_held,
     gather,
+    meaning_between,
     sub_questions,
     subject_names,
     with_english_figures,
@@ -234,3 +235,22 @@ def test_a_name_no_document_writes_is_refused_before_generating(runtime):
     assert "华尔街日报" in before_generating(absent, runtime.cfg, strict=True)
     present = gather(runtime, "青禾县的地表水优良比例是多少？")
     assert present.signals.absent == ()
+
+
+def test_an_english_sentence_moves_to_the_source_it_means(runtime):
+    """The model numbered the wrong source: the sentence naming the halves is [1], the model wrote [2].
+    The sentence is cited where it is clearly closer in meaning; a citation already right stays."""
+    def ev(text: str) -> Evidence:
+        return Evidence("a.txt", "t", 0, len(text), text, normalize(text).text, 1.0)
+
+    halves = ev("该省分为两部分，东半部称为青山，西半部称为白水。")
+    harbour = ev("1905年，该省在河口建立了第一个港口。")
+    sentence = "The western half of the province was called Baishui"
+    check = {"meaning": meaning_between(runtime), "min_meaning": 0.0, "recite_margin": runtime.cfg.recite_margin}
+    moved = verify_answer(f"{sentence} [2].", [halves, harbour], 0.5, "What was the western half called?", **check)
+    assert [c.quote for c in moved.citations] == [halves.quote] and moved.repaired == 1
+    kept = verify_answer(f"{sentence} [1].", [halves, harbour], 0.5, "What was the western half called?", **check)
+    assert [c.quote for c in kept.citations] == [halves.quote] and kept.repaired == 0
+    unmoved = verify_answer(f"{sentence} [2].", [halves, harbour], 0.5, "What was the western half called?",
+                            **{**check, "recite_margin": 1.0})
+    assert [c.quote for c in unmoved.citations] == [harbour.quote]
