@@ -1,0 +1,70 @@
+"""A/B a verification change on a finished `rag eval` run, without generating anything.
+
+    .venv/bin/python eval/replay.py reports/<run>/<time> [suite ...]
+
+Every recorded draft is put back through today's pipeline (retrieval, evidence, refusal signals,
+verification and the decision) in place of the generator, and graded again. Generation is ~95% of an
+eval's time, so a change to the checks after generation is measured on whole suites in minutes. Valid only
+while retrieval, evidence selection and the prompt are those the run was made with (otherwise the drafts
+belong to other evidence). Questions answered in parts and questions that failed are kept as recorded.
+Prints every question whose verdict or refusal changed, then one line per suite.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import rag.ask as ask  # noqa: E402
+from rag.config import Config  # noqa: E402
+from rag.eval import evidence_spans, judge_answer, known_suites, load_qa  # noqa: E402
+from rag.service import Runtime  # noqa: E402
+
+
+def replay_suite(run: Path, name: str) -> dict[str, int]:
+    suite = known_suites()[name]
+    rows = json.loads((run / name / "report.json").read_text(encoding="utf-8"))["questions"]
+    items = {item.id: item for item in load_qa(suite.qa)}
+    rt = Runtime.open(Config(corpus=suite.corpus), progress=False)
+    rt.llm = lambda *args, **kwargs: None  # never loaded: the drafts stand in for it
+    tally = {"correct": 0, "answerable": 0, "unanswerable": 0, "unanswerable refused": 0, "answerable refused": 0}
+    for row in rows:
+        item = items[row["id"]]
+        verdict, refused = row["verdict"], row["refused"]
+        if not row.get("timings", {}).get("parts") and not row.get("error"):
+            ask.stream_chat = lambda *args, draft=row["draft"], **kwargs: iter([draft])  # the recorded draft
+            out = ask.answer_json(ask.answer(rt, item.q))
+            verdict, refused = judge_answer(item, out, evidence_spans(item, suite.corpus), suite.corpus), out["refused"]
+            if verdict["correct"] != row["verdict"]["correct"] or refused != row["refused"]:
+                print(f"{name} {item.id} correct {row['verdict']['correct']} -> {verdict['correct']}, refused "
+                      f"{row['refused']} -> {refused}: {item.q} {item.facts}\n    draft: {row['draft'][:160]!r}\n"
+                      f"    now:   {out['answer'][:160]!r} ({out['reason']})", flush=True)
+        if item.answerable:
+            tally["answerable"] += 1
+            tally["correct"] += bool(verdict["correct"])
+            tally["answerable refused"] += bool(refused)
+        else:
+            tally["unanswerable"] += 1
+            tally["unanswerable refused"] += bool(refused)
+    return tally
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    run = Path(argv[0])
+    names = argv[1:] or sorted(p.parent.name for p in run.glob("*/report.json"))
+    for name in names:
+        t = replay_suite(run, name)
+        print(f"{name}: correct {t['correct']}/{t['answerable']} · unanswerable refused "
+              f"{t['unanswerable refused']}/{t['unanswerable']} · answerable refused "
+              f"{t['answerable refused']}/{t['answerable']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
