@@ -20,7 +20,17 @@ import cn2an
 
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
-from rag.patterns import CJK_RUN, CN_FIGURE, LATIN, MEASURES, NUMBER, PLACE_SUFFIX, SAME_MEASURE, SCALE
+from rag.patterns import (
+    CJK_RUN,
+    CN_FIGURE,
+    DATE_UNITS,
+    LATIN,
+    MEASURES,
+    NUMBER,
+    PLACE_SUFFIX,
+    SAME_MEASURE,
+    SCALE,
+)
 from rag.question import is_english, without_yes_no
 from rag.tokens import is_proper_name, names_in, tokenize
 
@@ -115,8 +125,10 @@ def in_digits(text: str) -> str:
 
 
 def _measures_agree(said: set[str], found: set[str]) -> bool:
-    """'' (no measure word, or an English one) agrees with anything."""
-    return "" in said or "" in found or bool(said & found)
+    """A figure said without a measure word (or with an English one) agrees with anything, and so does a
+    date a source writes without one (2023-01-03); a count (1人) needs a source that counts the same thing,
+    not a bare number (the "-1" of a licence number in a page footer)."""
+    return "" in said or bool(said & found) or ("" in found and said <= DATE_UNITS)
 
 
 # ---------------------------------------------------------------- overlap

@@ -22,6 +22,7 @@ SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1
 CN_SCALE = frozenset("亿億万萬")  # the Chinese scales an English reader misreads (500万 is 5 million)
 # Measure words that say what a figure counts: 12个 and 2808棵 are different facts.
 MEASURES = set("个個棵株颗顆条條项項处處家所座次年月日天位名人户戶亩畝吨噸元件台辆輛栋棟间間只隻套倍公平米立千克种種批")
+DATE_UNITS = frozenset("年月日号")  # a date's parts: a source may write them as 2023-01-03
 # Measure words a writer may swap without changing the fact (homophones, 個/个 after t2s).
 SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "个", "座": "个", "家": "个", "名": "位", "人": "位"}
 CN_DIGITS = "零一二两三四五六七八九十百千万亿"

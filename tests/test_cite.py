@@ -211,3 +211,14 @@ def test_a_character_from_a_name_in_the_question_is_new_in_the_answer():
     elsewhere = [ev(normalize("公元12年，王莽强行将高句丽人编入辽西郡。").text)]
     assert not verify_answer("王莽认为高句丽士卒脱逃是高句丽王的错[1]。", elsewhere, 0.5, question).citations
     assert new_words("常德经开区因环保问题追责", "常德经开区因为环保问题追责，有几个人受了处分？") == []
+
+
+def test_a_count_needs_a_source_that_counts_but_a_date_may_be_written_bare():
+    """"1人" is not held by the "-1" of a licence number in a page footer; "2023年1月3日" is held by a
+    source that writes the date 2023-01-03."""
+    footer = [ev(normalize("视频排行榜 [京ICP备05004340号-1] 总机：86-10-8").text)]
+    assert unsupported_numbers("失联飞机上有1人", footer[0].norm) == {1.0}
+    assert not verify_answer("失联飞机上有1人[1]。", footer, 0.5, "失联飞机上有多少人").citations
+    dated = [ev(normalize("2023-01-03 恒指收盘报20145.29点，涨1.84%。").text)]
+    held = verify_answer("2023年1月3日恒指收盘点数为20145.29点[1]。", dated, 0.5, "2023年1月3日恒指收盘点数")
+    assert held.citations
