@@ -20,36 +20,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rag.ask as ask  # noqa: E402
 from rag.config import Config  # noqa: E402
-from rag.eval import evidence_spans, judge_answer, known_suites, load_qa  # noqa: E402
+from rag.eval import counts, evidence_spans, judge_answer, known_suites, load_qa  # noqa: E402
 from rag.service import Runtime  # noqa: E402
 
 
 def replay_suite(run: Path, name: str) -> dict[str, int]:
+    """rag.eval.counts of one suite's rows, each regraded on its recorded draft."""
     suite = known_suites()[name]
     rows = json.loads((run / name / "report.json").read_text(encoding="utf-8"))["questions"]
     items = {item.id: item for item in load_qa(suite.qa)}
     rt = Runtime.open(Config(corpus=suite.corpus), progress=False)
     rt.llm = lambda *args, **kwargs: None  # never loaded: the drafts stand in for it
-    tally = {"correct": 0, "answerable": 0, "unanswerable": 0, "unanswerable refused": 0, "answerable refused": 0}
+    replayed = []
     for row in rows:
         item = items[row["id"]]
-        verdict, refused = row["verdict"], row["refused"]
         if not row.get("timings", {}).get("parts") and not row.get("error"):
             ask.stream_chat = lambda *args, draft=row["draft"], **kwargs: iter([draft])  # the recorded draft
             out = ask.answer_json(ask.answer(rt, item.q))
-            verdict, refused = judge_answer(item, out, evidence_spans(item, suite.corpus), suite.corpus), out["refused"]
-            if verdict["correct"] != row["verdict"]["correct"] or refused != row["refused"]:
+            verdict = judge_answer(item, out, evidence_spans(item, suite.corpus), suite.corpus)
+            if verdict["correct"] != row["verdict"]["correct"] or verdict["refused"] != row["verdict"]["refused"]:
                 print(f"{name} {item.id} correct {row['verdict']['correct']} -> {verdict['correct']}, refused "
-                      f"{row['refused']} -> {refused}: {item.q} {item.facts}\n    draft: {row['draft'][:160]!r}\n"
-                      f"    now:   {out['answer'][:160]!r} ({out['reason']})", flush=True)
-        if item.answerable:
-            tally["answerable"] += 1
-            tally["correct"] += bool(verdict["correct"])
-            tally["answerable refused"] += bool(refused)
-        else:
-            tally["unanswerable"] += 1
-            tally["unanswerable refused"] += bool(refused)
-    return tally
+                      f"{row['verdict']['refused']} -> {verdict['refused']}: {item.q} {item.facts}\n"
+                      f"    draft: {row['draft'][:160]!r}\n    now:   {out['answer'][:160]!r} ({out['reason']})",
+                      flush=True)
+            row = {**row, "verdict": verdict}
+        replayed.append(row)
+    return counts(replayed)
 
 
 def main(argv: list[str]) -> int:
@@ -61,8 +57,8 @@ def main(argv: list[str]) -> int:
     for name in names:
         t = replay_suite(run, name)
         print(f"{name}: correct {t['correct']}/{t['answerable']} · unanswerable refused "
-              f"{t['unanswerable refused']}/{t['unanswerable']} · answerable refused "
-              f"{t['answerable refused']}/{t['answerable']}", flush=True)
+              f"{t['refused_unanswerable']}/{t['unanswerable']} · answerable refused "
+              f"{t['refused_answerable']}/{t['answerable']}", flush=True)
     return 0
 
 
