@@ -21,12 +21,21 @@ import opencc
 from rag.attribute import core, is_about, question_names
 from rag.cite import Citation, Evidence, Verified, numbers_in, page_head, select_evidence, verify_answer
 from rag.clean import normalize, normalize_query, readable
-from rag.decide import Signals, absent_names, content_words, coverage, holds_kind, refusal, word_weights
+from rag.decide import (
+    Signals,
+    absent_names,
+    content_words,
+    coverage,
+    holds_kind,
+    holds_year,
+    refusal,
+    word_weights,
+)
 from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency, writes
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
-from rag.question import CONJUNCTIONS, Question, analyse, is_english, question_lang
+from rag.question import CONJUNCTIONS, Question, analyse, is_english, parallel, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
 
@@ -191,6 +200,12 @@ def in_context(rt, ev: Evidence) -> str:
     head = view.text[max(0, a - 160):a].rstrip("。！？!?；;\n ")
     cut = max(head.rfind(ch) for ch in "。！？!?\n")
     return head[cut + 1:] + " " + view.text[a:b]
+
+
+def cited_contexts(rt, g: Gathered, verified: Verified) -> list[str]:
+    """The evidence an answer cites, each read with the sentence before it and its page title."""
+    cited = {(c.doc, c.start, c.end) for c in verified.citations}
+    return [in_context(rt, e) + " " + normalize(e.title).text for e in g.evidence if (e.doc, e.start, e.end) in cited]
 
 
 def cited_coverage(rt, g: Gathered, verified: Verified) -> float:
@@ -371,6 +386,8 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         problem = f"the answer states no {q.asks}"
     elif strict and cited_coverage(rt, g, verified) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
         problem = "the cited evidence is about something else"
+    elif strict and not any(holds_year(q, c) for c in cited_contexts(rt, g, verified)):
+        problem = "the cited evidence is about another year"
     if not problem:
         return verified, ""
     if not strict:  # a briefing section quotes its best evidence rather than say nothing
@@ -420,10 +437,7 @@ def split_question(rt, question: str, lang: str, k: int | None) -> list[Part]:
     """Two questions in one, or one question about two places: each part is answered on its own."""
     parts = two_questions(question, lambda q: asked_names(rt, q, lang))
     if not parts and lang != "en":
-        analysed = analyse(question)
-        parts = sub_questions(question)
-        if not parts and not written_as_one(rt.index.chunks, analysed.alternatives):
-            parts = alternative_parts(analysed)
+        parts = paired_parts(analyse(question), rt.index.chunks)
     if not parts and lang == "en":  # an English pair is found in its Chinese rendering
         variants = retrieve_for(rt, question, k).variants
         parts = sub_questions(variants[-1]) if variants else []
@@ -456,6 +470,22 @@ def sub_questions(question: str) -> list[Part]:
             rest = _EACH.sub("", m["rest"]).lstrip(",， ")
             return [Part(m["a"], m["a"] + rest), Part(m["b"], m["b"] + rest)]
     return []
+
+
+def paired_parts(question: Question, chunks: list) -> list[Part]:
+    """A question asked of each side of a pair. "分别/各自" says the pair is two things, and when its sides
+    are parallel words (中国和美国, 女子和男子) each stands in for the pair, so what the sides share
+    (2022年一季度…的经济增长率) stays in both halves; otherwise the sides are whole clauses (sub_questions).
+    Without 分别, a pair most pages write joined (速度与激情) is one title, not two things."""
+    each = bool(_EACH.search(question.norm))
+    places = sub_questions(question.text)
+    if places and all(subject_names(p.subject) for p in places):
+        return places
+    if each and len(question.alternatives) == 2 and parallel(*question.alternatives):
+        return alternative_parts(question)
+    if places or (not each and written_as_one(chunks, question.alternatives)):
+        return places
+    return alternative_parts(question)
 
 
 def alternative_parts(question: Question) -> list[Part]:

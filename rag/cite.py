@@ -93,6 +93,28 @@ def canonical_measure(ch: str) -> str:
     return SAME_MEASURE.get(ch, ch) if ch in MEASURES else ""
 
 
+def as_the_source_writes(sentence: str, quote: str) -> str:
+    """Each figure of the sentence written as its cited quote writes the same value (6.50% -> 6.5%,
+    4.72亿 -> 4.72億 in a Traditional source): the answer shows the source's own figure."""
+    written = {}
+    for m in NUMBER.finditer(quote):
+        written.setdefault(_figure_key(m), m.group(0).strip())
+
+    def restore(m: re.Match) -> str:
+        return written.get(_figure_key(m), m.group(0).strip()) + (" " if m.group(0).endswith(" ") else "")
+    return NUMBER.sub(restore, sentence)
+
+
+def _figure_key(m: re.Match) -> tuple[float, str]:
+    """A figure's value with the kind of its unit (a scale folds into the value; % and ‰ stay apart)."""
+    unit = (m.group(2) or "").lower().replace("％", "%")
+    try:
+        value = float(m.group(1).replace(",", ""))
+    except ValueError:
+        return (float("nan"), unit)
+    return (round(value * SCALE.get(unit, 1), 6), "" if unit in SCALE else unit)
+
+
 def numbers_in(text: str) -> set[float]:
     return set(figures_in(text))
 
@@ -134,6 +156,7 @@ def _measures_agree(said: set[str], found: set[str]) -> bool:
 # ---------------------------------------------------------------- overlap
 
 _MARKER = re.compile(r"\s*\[(\d{1,2})\]")
+_MARKER_LIST = re.compile(r"(?<=\])\s*[,，、]\s*(?=\[\d{1,2}\])")  # "[1], [2]" is one list of markers
 
 
 def bigrams(text: str) -> set[str]:
@@ -275,7 +298,7 @@ _SENT = re.compile(r"[^。！？!?]*?(?:[。！？!?]|\.(?=\s|\[|$))(?:\s*\[\d{1
 
 def split_answer(answer: str) -> list[str]:
     """Answer sentences, each keeping the [n] markers written right after it."""
-    parts = [m.group().strip() for m in _SENT.finditer(answer.strip())]
+    parts = [m.group().strip() for m in _SENT.finditer(_MARKER_LIST.sub("", answer.strip()))]
     out: list[str] = []
     for p in parts:
         if not p:
@@ -400,7 +423,10 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and _holds(body, [evidence[i] for i in cited], check):
             better = _says_it_better(body, cited, evidence, check)
-            kept.append((body, [better] if better is not None else cited))  # the sentence that says it
+            cited = [better] if better is not None else cited  # the sentence that says it
+            if not is_english(body):  # an English sentence keeps its reading of 500万 (5 million)
+                body = as_the_source_writes(body, "".join(evidence[i].quote for i in cited))
+            kept.append((body, cited))
             repaired += better is not None
             continue
         fix = _best_support(body, evidence, check)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.attribute import core
-from rag.patterns import CJK_RUN, CN_FIGURE, DATE, NUMBER
+from rag.patterns import CJK_RUN, CN_FIGURE, DATE, NUMBER, RELATIVE_YEAR, YEAR
 from rag.question import Question
 from rag.tokens import names_in, tokenize
 
@@ -86,6 +86,14 @@ def holds_kind(question: Question, text: str) -> bool:
     if question.asks == "date":
         return bool(DATE.search(text))
     return True
+
+
+def holds_year(question: Question, context: str) -> bool:
+    """Is the year a question pins (2021年香港GDP) the year of the cited context? Held when the context
+    writes it, or writes the year as news does (今年, 去年) and so may mean it; a context that names
+    only other years (上世纪60年代, 2010年冬奥会) is about another time."""
+    asked = set(YEAR.findall(question.norm))
+    return not asked or asked <= set(YEAR.findall(context)) or bool(RELATIVE_YEAR.search(context))
 
 
 def refusal(signals: Signals, question: Question, min_coverage: float, min_similarity: float) -> str:

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 import jieba
+import jieba.posseg as pseg
 import opencc
 
 from rag.attribute import question_names
@@ -113,17 +114,37 @@ CONJUNCTIONS = ("和", "与", "及", "跟", "、", "以及")  # what joins the s
 def alternatives(chinese: str) -> tuple[str, ...]:
     """The words joined by 和/与/及/、 in a question ("英特尔和英伟达全年营收" -> 英特尔, 英伟达): a question
     about several things, each of whose facts must come from a sentence about that one. A name jieba
-    cuts into pieces (英 伟达, 生态 城, 2023 年) is joined back on the side away from the conjunction."""
+    cuts into pieces (英 伟达, 生态 城, 2023 年) is joined back on the side away from the conjunction, and
+    a word both sides repeat (最佳影片奖和最佳导演奖) belongs to each side."""
+    return tuple(dict.fromkeys(w for pair in _sides(chinese) for w in pair))
+
+
+def _sides(chinese: str) -> list[tuple[str, str]]:
     words = [w for w in jieba.lcut(chinese) if w.strip()]
-    joined: list[str] = []
+    pairs: list[tuple[str, str]] = []
     for i in range(1, len(words) - 1):
         if words[i] not in CONJUNCTIONS:
             continue
         left, right = words[i - 1], words[i + 1]
-        if len(left) == 1 and i >= 2:
+        if i >= 2 and (len(left) == 1 or words[i - 2] == right):
             left = words[i - 2] + left
-        if i + 2 < len(words) and (len(right) == 1 or (right.isdigit() and words[i + 2] in "年月日")):
+        if i + 2 < len(words) and (len(right) == 1 or (right.isdigit() and words[i + 2] in "年月日")
+                                   or words[i - 2:i - 1] == [right]):
             right += words[i + 2]
-        if len(left) >= 2 and len(right) >= 2:
-            joined += [left, right]
-    return tuple(dict.fromkeys(w for w in joined if CJK_CHAR.search(w) or w[0].isdigit()))
+        if len(left) >= 2 and len(right) >= 2 and all(CJK_CHAR.search(w) or w[0].isdigit() for w in (left, right)):
+            pairs.append((left, right))
+    return pairs
+
+
+# jieba's word classes, coarsened: two sides of a pair are parallel when their last words share one.
+_KIND_OF_TAG = {"ns": "name", "nr": "name", "nrt": "name", "nt": "name", "nz": "name", "j": "name",
+                "eng": "name", "m": "number", "mq": "number", "t": "number", "n": "noun", "vn": "noun"}
+
+
+def parallel(left: str, right: str) -> bool:
+    """Two sides of the same kind (中国/美国, 女子/男子, 2022年/2023年): each can stand in for the pair
+    in the question. 建设用地和常德经开区 are not: the pair joins two longer clauses."""
+    def kind(side: str) -> str:
+        tag = pseg.lcut(side)[-1].flag
+        return _KIND_OF_TAG.get(tag, tag)
+    return kind(left) == kind(right)

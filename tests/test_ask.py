@@ -8,6 +8,7 @@ from rag.ask import (
     echoed_held,
     gather,
     meaning_between,
+    paired_parts,
     sub_questions,
     subject_names,
     with_english_figures,
@@ -16,9 +17,9 @@ from rag.ask import (
 from rag.chunk import Chunk
 from rag.cite import Evidence, numbers_in, strip_markers, unsupported_numbers, verify_answer
 from rag.clean import normalize
-from rag.decide import holds_kind
+from rag.decide import holds_kind, holds_year
 from rag.load import read_raw
-from rag.question import analyse, asked_measure, question_lang
+from rag.question import analyse, asked_measure, parallel, question_lang
 
 
 def raw_of(runtime, doc):
@@ -110,6 +111,26 @@ def test_a_question_about_two_things_is_asked_once_per_thing():
     assert parts("") == [] and parts("和") == []
 
 
+def test_what_both_sides_share_stays_in_each_half():
+    """分别 over parallel words: the time before the pair and the measure after it belong to both halves."""
+    def parts(text: str, *chunk_texts: str) -> list[str]:
+        chunks = [Chunk(str(i), "d.txt", "", 0, len(t), t, t) for i, t in enumerate(chunk_texts)]
+        return [p.question for p in paired_parts(analyse(text), chunks)]
+
+    assert parts("2031年一季度中国和美国的经济增长率分别是多少？") == [
+        "2031年一季度中国的经济增长率是多少?", "2031年一季度美国的经济增长率是多少?"]
+    assert parts("本届百花奖最佳影片奖和最佳导演奖分别是什么") == ["本届百花奖最佳影片奖是什么", "本届百花奖最佳导演奖是什么"]
+    assert parts("深圳大学2031年和2032年分别录取了多少名本科生？") == [
+        "深圳大学2031年录取了多少名本科生?", "深圳大学2032年录取了多少名本科生?"]
+    # 分别 asks for each even where the pages write the pair joined; without it, the joined pair is one thing
+    joined = ("男单和女单决赛今天举行。", "男单和女单冠军揭晓。")
+    assert parts("U14组男单和女单冠军分别是谁？", *joined) == ["u14组男单冠军是谁?", "u14组女单冠军是谁?"]
+    assert parts("U14组男单和女单冠军是谁？", *joined) == []
+    # two places stay whole clauses (a suffix jieba cuts off, 青禾 县, is not lost)
+    assert parts("松嶺市和青禾縣在綠化方面分別新栽了多少株?") == ["松岭市在绿化方面新栽了多少株?", "青禾县在绿化方面新栽了多少株?"]
+    assert parallel("中国", "美国") and parallel("2031年", "2032年") and not parallel("建设用地", "常德经开区")
+
+
 def test_a_title_joined_by_a_conjunction_is_one_thing():
     """《远山与归人》 is one film: the collection writes its sides joined, so it is not asked in halves."""
     def chunks(*texts: str) -> list[Chunk]:
@@ -132,6 +153,16 @@ def test_asked_measure_must_be_in_the_best_evidence():
     assert not holds_kind(analyse("有机鱼认证产品占多大比例?"), "有机鱼认证产品有12个")
     assert not holds_kind(analyse("大会什么时候举办?"), "大会在上海举办")
     assert holds_kind(analyse("大会什么时候举办?"), "大会于7月6日在上海举办")
+
+
+def test_the_year_asked_is_the_year_of_the_cited_context():
+    """2021年香港GDP answered from a sentence about the 1960s is about another time; news that writes
+    今年 for the year may mean it; a question without a year asks for none."""
+    question = analyse("2021年香港GDP增长了多少？")
+    assert not holds_year(question, "上世纪60年代到80年代,香港经济腾飞,gdp年均增长速度近9%")
+    assert holds_year(question, "香港2021年gdp同比增长6.4%") and holds_year(question, "今年香港gdp增长6.4%")
+    assert not holds_year(question, "2012年香港gdp增长1.7%")  # another year holding the same digits
+    assert holds_year(analyse("香港GDP增长了多少？"), "上世纪60年代")
 
 
 def test_paired_question_answered_for_both_places(answer_runtime):

@@ -1,6 +1,7 @@
 from rag.chunk import Chunk
 from rag.cite import (
     Evidence,
+    as_the_source_writes,
     figures_in,
     new_words,
     numbers_in,
@@ -222,3 +223,15 @@ def test_a_count_needs_a_source_that_counts_but_a_date_may_be_written_bare():
     dated = [ev(normalize("2023-01-03 恒指收盘报20145.29点，涨1.84%。").text)]
     held = verify_answer("2023年1月3日恒指收盘点数为20145.29点[1]。", dated, 0.5, "2023年1月3日恒指收盘点数")
     assert held.citations
+
+
+def test_a_figure_is_shown_as_its_source_writes_it():
+    """6.50% read from a source that says 6.5% is the same value: the answer shows the source's figure
+    (and its full-width ％), while a percent never turns into a per-mille of the same digits."""
+    raw = "美国12月CPI同比上涨6.5％，涨幅连续六个月回落。"
+    source = [Evidence("a.txt", "t", 0, len(raw), raw, normalize(raw).text, 1.0)]
+    held = verify_answer("美国12月CPI同比上涨6.50%[1], [1]。", source, 0.5, "美国12月CPI上涨了多少？")
+    assert held.answer == "美国12月CPI同比上涨6.5％[1]。"
+    assert as_the_source_writes("出生率为7.52%", "出生率为7.52‰") == "出生率为7.52%"
+    assert as_the_source_writes("营收4.72亿元", "营收472,000,000元") == "营收472,000,000元"
+    assert as_the_source_writes("", "") == "" and as_the_source_writes("没有数字", "1.5%") == "没有数字"
