@@ -423,10 +423,7 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
         if cited and _holds(body, [evidence[i] for i in cited], check):
             better = _says_it_better(body, cited, evidence, check)
-            cited = [better] if better is not None else cited  # the sentence that says it
-            if not is_english(body):  # an English sentence keeps its reading of 500万 (5 million)
-                body = as_the_source_writes(body, "".join(evidence[i].quote for i in cited))
-            kept.append((body, cited))
+            kept.append((body, [better] if better is not None else cited))  # the sentence that says it
             repaired += better is not None
             continue
         fix = _best_support(body, evidence, check)
@@ -449,10 +446,17 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             if i not in order:
                 order.append(i)
     number = {i: k + 1 for k, i in enumerate(order)}
-    text = "".join(_attach(body, [number[i] for i in cited]) for body, cited in kept)
+    text = "".join(_attach(_as_cited(body, [evidence[i] for i in cited]), [number[i] for i in cited])
+                   for body, cited in kept)
     citations = [Citation(number[i], evidence[i].doc, evidence[i].title, evidence[i].start, evidence[i].end,
                           evidence[i].quote) for i in order]
     return Verified(text.strip(), citations, dropped, repaired)
+
+
+def _as_cited(body: str, cited: list[Evidence]) -> str:
+    """A Chinese sentence's figures as its sources write them; an English sentence keeps its reading of
+    500万 (5 million)."""
+    return body if is_english(body) else as_the_source_writes(body, "".join(e.quote for e in cited))
 
 
 def _holds(body: str, cited: list[Evidence], check: Grounding) -> bool:

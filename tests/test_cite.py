@@ -232,6 +232,9 @@ def test_a_figure_is_shown_as_its_source_writes_it():
     source = [Evidence("a.txt", "t", 0, len(raw), raw, normalize(raw).text, 1.0)]
     held = verify_answer("美国12月CPI同比上涨6.50%[1], [1]。", source, 0.5, "美国12月CPI上涨了多少？")
     assert held.answer == "美国12月CPI同比上涨6.5％[1]。"
+    other = Evidence("b.txt", "t", 0, 9, "今天天气晴朗。", "今天天气晴朗。", 1.0)
+    recited = verify_answer("美国12月CPI同比上涨6.50%[1]。", [other, *source], 0.5, "美国12月CPI上涨了多少？")
+    assert recited.answer == "美国12月CPI同比上涨6.5％[1]。" and recited.citations[0].doc == "a.txt"
     assert as_the_source_writes("出生率为7.52%", "出生率为7.52‰") == "出生率为7.52%"
     assert as_the_source_writes("营收4.72亿元", "营收472,000,000元") == "营收472,000,000元"
     assert as_the_source_writes("", "") == "" and as_the_source_writes("没有数字", "1.5%") == "没有数字"
