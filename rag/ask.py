@@ -19,7 +19,16 @@ from typing import NamedTuple
 import opencc
 
 from rag.attribute import core, is_about, question_names
-from rag.cite import Citation, Evidence, Verified, numbers_in, page_head, select_evidence, verify_answer
+from rag.cite import (
+    Citation,
+    Evidence,
+    Verified,
+    numbers_in,
+    page_head,
+    select_evidence,
+    strip_markers,
+    verify_answer,
+)
 from rag.clean import normalize, normalize_query, readable
 from rag.decide import (
     Signals,
@@ -35,7 +44,7 @@ from rag.generate import Usage, stream_chat, translate_to_chinese
 from rag.index import document_frequency, writes
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
-from rag.question import CONJUNCTIONS, Question, analyse, is_english, parallel, question_lang
+from rag.question import CONJUNCTIONS, INTERROGATIVE, Question, analyse, is_english, parallel, question_lang
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
 
@@ -292,6 +301,7 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 def states_kind(question: Question, text: str) -> bool:
     """Does the answer state the kind of fact asked (a figure, a date)? The question's own numbers (its
     year, 2023春运首日旅客发送量) are not the figure it asks for."""
+    text = strip_markers(text)  # a citation [1] is not a figure
     if question.asks == "figure":
         return bool(numbers_in(text) - numbers_in(question.norm)) or any(m.group(1) in MEASURES for m in CN_FIGURE.finditer(text))
     if question.asks == "date":
@@ -514,7 +524,6 @@ def written_as_one(chunks: list, alternatives: tuple[str, ...]) -> bool:
 
 
 _JOINED = re.compile(r"[,，;；]\s*(?:and\s+|以及|还有)?(?=(?:what|how|which|who|when|where)\b)|[?？]\s*(?=\S)", re.I)
-_ASKS = re.compile(r"\b(?:what|how|which|who|when|where|why)\b|什么|多少|哪|几|如何|怎样|怎么|是否", re.I)
 
 
 def two_questions(question: str, names_of: Callable[[str], dict[str, bool]]) -> list[Part]:
@@ -523,7 +532,7 @@ def two_questions(question: str, names_of: Callable[[str], dict[str, bool]]) -> 
     stays whole: its second half leans on the first)."""
     pieces = [p.strip(" ,，;；") for p in _JOINED.split(question.strip())]
     pieces = [p for p in pieces if p.strip(" ?？")]
-    if len(pieces) != 2 or not all(_ASKS.search(p) for p in pieces):
+    if len(pieces) != 2 or not all(INTERROGATIVE.search(p) for p in pieces):
         return []
     names = [names_of(p) for p in pieces]
     if not all(names) or set(names[0]) == set(names[1]):

@@ -27,10 +27,14 @@ _ASKS = [
                         r"\bwhen\b|what (?:year|date|day|month|time)|which (?:year|date|day|month)", re.I)),
     ("figure", re.compile(r"多少|(?<!哪)几[^月号点何乎种类样]|几成|多[大高长远重久快]|比例|占比|百分之|百分比|增[长速]|"
                           r"how (?:many|much|large|big|long|high|old|far|fast)|"
-                          r"what (?:percentage|share|proportion|rate|number|amount)|by how much", re.I)),
+                          r"what (?:percentage|share|proportion|rate|number|amount)\b|by how much", re.I)),
     ("person", re.compile(r"谁|哪[一]?位|\bwho(?:m|se)?\b", re.I)),
     ("place", re.compile(r"哪里|哪儿|在哪|何[地处]|哪[一]?个(?:城市|国家|省|地方|地区)|\bwhere\b", re.I)),
 ]
+# Any interrogative: a question without one is a bare topic ("2022年全国棉花产量"), as news readers search.
+INTERROGATIVE = re.compile(r"\b(?:what|how|which|who|when|where|why)\b|什么|多少|哪|几|如何|怎样|怎么|是否|谁|何", re.I)
+# A bare topic whose head noun is a quantity (产量, 人数, 出生率, 营收, 票房) asks for that figure.
+_QUANTITY_HEAD = re.compile(r"(?:量|数|率|额|收入|营收|票房|总值|人次)\W*$")
 _ASKED_SHARE = re.compile(r"比例|占比|百分之|百分比|percentage|what share|what proportion", re.I)
 _ASKED_MEASURE = re.compile(r"(?<![第哪])(?:多少|几)[亿万千百]?([^\W\d])(人?)")  # not 第几名, 哪几种
 _ABOUT_PAGE = re.compile(r"作者|记者|编辑|撰稿|发布|发表|刊登|来源|出处|\b(?:author|wrote|written|published|"
@@ -67,10 +71,13 @@ def question_lang(text: str) -> str:
 
 
 def answer_kind(norm: str) -> str:
-    """What kind of fact the question asks for, from its interrogative word."""
+    """What kind of fact the question asks for, from its interrogative word, or for a bare topic
+    (no interrogative) from its head noun: 2022年特斯拉交付量 asks for a figure as 多少 would."""
     for kind, pattern in _ASKS:
         if pattern.search(norm):
             return kind
+    if not INTERROGATIVE.search(norm) and _QUANTITY_HEAD.search(norm):
+        return "figure"
     return "other"
 
 

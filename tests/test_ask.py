@@ -9,6 +9,7 @@ from rag.ask import (
     gather,
     meaning_between,
     paired_parts,
+    states_kind,
     sub_questions,
     subject_names,
     with_english_figures,
@@ -153,6 +154,17 @@ def test_asked_measure_must_be_in_the_best_evidence():
     assert not holds_kind(analyse("有机鱼认证产品占多大比例?"), "有机鱼认证产品有12个")
     assert not holds_kind(analyse("大会什么时候举办?"), "大会在上海举办")
     assert holds_kind(analyse("大会什么时候举办?"), "大会于7月6日在上海举办")
+
+
+def test_a_bare_topic_naming_a_quantity_asks_for_a_figure():
+    """News readers search "2022年全国棉花产量": no interrogative, and the head noun is a quantity. An
+    answer that repeats the question's year and a citation marker states no figure of its own."""
+    assert analyse("2022年全国棉花产量").asks == "figure" and analyse("北京冬奥会澳大利亚运动员数量").asks == "figure"
+    assert analyse("什么是出生率").asks == "other" and analyse("本次活动的主办单位").asks == "other"
+    assert analyse("What rates does the plan keep at 100%?").asks == "other"  # which rates, not a rate
+    topic = analyse("2023春运首日旅客发送量")
+    assert not states_kind(topic, "2023年春运首日旅客发送量预计会有较大幅度增长[1].")
+    assert states_kind(topic, "2023年春运首日旅客发送量为3474万人次[1]。")
 
 
 def test_the_year_asked_is_the_year_of_the_cited_context():
