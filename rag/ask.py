@@ -211,20 +211,18 @@ def in_context(rt, ev: Evidence) -> str:
     return head[cut + 1:] + " " + view.text[a:b]
 
 
-def cited_contexts(rt, g: Gathered, verified: Verified) -> list[str]:
-    """The evidence an answer cites, each read with the sentence before it and its page title."""
+def cited_evidence(g: Gathered, verified: Verified) -> list[Evidence]:
+    """The evidence sentences an answer cites."""
     cited = {(c.doc, c.start, c.end) for c in verified.citations}
-    return [in_context(rt, e) + " " + normalize(e.title).text for e in g.evidence if (e.doc, e.start, e.end) in cited]
+    return [e for e in g.evidence if (e.doc, e.start, e.end) in cited]
 
 
-def cited_coverage(rt, g: Gathered, verified: Verified) -> float:
-    """How much of the question the evidence the answer cites holds: the relation check (an answer
-    built from a sentence about something else cites a sentence that does not hold the question).
-    English questions share no words with Chinese text, so theirs is measured by meaning."""
+def cited_coverage(rt, g: Gathered, contexts: list[str]) -> float:
+    """How much of the question the evidence the answer cites (each read in_context) holds: the relation
+    check (an answer built from a sentence about something else cites a sentence that does not hold the
+    question). English questions share no words with Chinese text, so theirs is measured by meaning."""
     if g.question.about_page:
         return 1.0
-    cited = {(c.doc, c.start, c.end) for c in verified.citations}
-    contexts = [in_context(rt, e) for e in g.evidence if (e.doc, e.start, e.end) in cited]
     if g.question.lang == "en":
         return max(similarity_to(rt, g.question)(contexts), default=0.0)
     return max((coverage(g.weights, c) for c in contexts), default=0.0)
@@ -340,7 +338,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
     verified, reason = after_generating(rt, g, result.draft, strict)
-    result.support = cited_coverage(rt, g, verified)
+    result.support = cited_coverage(rt, g, [in_context(rt, e) for e in cited_evidence(g, verified)])
     yield finish(result, verified, reason, started)
 
 
@@ -387,6 +385,8 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
     echo = strict and cfg.min_echo > 0
     verified = verify(rt, g, draft, echo)
+    cited = cited_evidence(g, verified)
+    contexts = [in_context(rt, e) for e in cited]
     problem = ""
     if not verified.citations:
         problem = "no answer sentence is held by the sentence it cites"
@@ -394,18 +394,25 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
             problem = "the answer restates the question about something else"
     elif strict and not states_kind(q, verified.answer):
         problem = f"the answer states no {q.asks}"
-    elif strict and cited_coverage(rt, g, verified) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
+    elif strict and cited_coverage(rt, g, contexts) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
         problem = "the cited evidence is about something else"
-    elif strict and not any(holds_year(q, c) for c in cited_contexts(rt, g, verified)):
+    elif strict and not in_the_year(rt, q, cited):
         problem = "the cited evidence is about another year"
     if not problem:
         return verified, ""
     if not strict:  # a briefing section quotes its best evidence rather than say nothing
         return extractive(g.evidence, q.lang, 2), problem + "; quoted the best evidence"
-    if problem.endswith("something else") and q.lang != "en" and g.signals.coverage >= cfg.quote_coverage:
+    if (problem.endswith("something else") and q.lang != "en" and g.signals.coverage >= cfg.quote_coverage
+            and in_the_year(rt, q, g.evidence[:1])):
         # The model wrote from a side sentence while the best one holds nearly all the question: quote that.
         return extractive(g.evidence, q.lang, 1), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
+
+
+def in_the_year(rt, question: Question, evidence: list[Evidence]) -> bool:
+    """Is one of these sentences, read with the one before and its page title, about the year asked
+    (rag.decide.holds_year)? A quote about 2016-2019 does not answer a question about 2022."""
+    return any(holds_year(question, f"{in_context(rt, e)} {normalize(e.title).text}") for e in evidence)
 
 
 def verify(rt, g: Gathered, draft: str, echo: bool) -> Verified:

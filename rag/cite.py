@@ -75,17 +75,21 @@ def figures_in(text: str) -> dict[float, set[str]]:
     it ('' when none): 12个 and 2808棵 are different facts even in one sentence."""
     figures: dict[float, set[str]] = {}
     for m in NUMBER.finditer(text):
-        digits, unit = m.group(1).replace(",", ""), (m.group(2) or "").lower()
-        try:
-            value = float(digits)
-        except ValueError:
+        value = _figure_value(m)
+        if value is None:
             continue
-        if unit in SCALE:
-            value *= SCALE[unit]
         after = text[m.end():m.end() + 2].lstrip("余多")[:1]  # 30余家, 100多个
-        measure = canonical_measure(after)
-        figures.setdefault(round(value, 6), set()).add(measure)
+        figures.setdefault(value, set()).add(canonical_measure(after))
     return figures
+
+
+def _figure_value(m: re.Match) -> float | None:
+    """The value a NUMBER match writes, its scale folded in (4.72亿 -> 472000000.0); None if unreadable."""
+    try:
+        value = float(m.group(1).replace(",", ""))
+    except ValueError:
+        return None
+    return round(value * SCALE.get((m.group(2) or "").lower(), 1), 6)
 
 
 def canonical_measure(ch: str) -> str:
@@ -108,11 +112,8 @@ def as_the_source_writes(sentence: str, quote: str) -> str:
 def _figure_key(m: re.Match) -> tuple[float, str]:
     """A figure's value with the kind of its unit (a scale folds into the value; % and ‰ stay apart)."""
     unit = (m.group(2) or "").lower().replace("％", "%")
-    try:
-        value = float(m.group(1).replace(",", ""))
-    except ValueError:
-        return (float("nan"), unit)
-    return (round(value * SCALE.get(unit, 1), 6), "" if unit in SCALE else unit)
+    value = _figure_value(m)
+    return (float("nan") if value is None else value, "" if unit in SCALE else unit)
 
 
 def numbers_in(text: str) -> set[float]:

@@ -1,6 +1,9 @@
 """The answering path end to end with the real 0.5B model on the fixture corpus."""
 
+from dataclasses import replace
+
 from rag.ask import (
+    after_generating,
     alternative_parts,
     answer,
     answer_json,
@@ -268,6 +271,20 @@ def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runt
         assert verify_answer(answer_text, [said], 0.5, question).citations  # what it checked before
         verified = verify_answer(answer_text, [said], 0.5, question, echo=echo, min_echo=0.55)
         assert bool(verified.citations) == kept, (question, echo(normalize(answer_text).text, [said]))
+
+
+def test_a_quote_in_place_of_an_answer_is_about_the_year_asked(runtime):
+    """When the model wrote from a side sentence, the best evidence may be quoted instead; not when that
+    evidence is about another year than the one asked (the page writes 2021年以来, not 2019)."""
+    for question, quoted in (("2021年以来青禾县累计投入河道治理资金多少？", True),
+                             ("2019年青禾县累计投入河道治理资金多少？", False)):
+        g = gather(runtime, question)
+        g = replace(g, signals=replace(g.signals, coverage=1.0))  # as complete as a quote needs
+        side = next(i for i, e in enumerate(g.evidence, 1) if "5万吨" in e.quote)
+        draft = f"青禾县累计投入河道治理资金达到5万吨[{side}]。"  # the figure of a side sentence
+        verified, reason = after_generating(runtime, g, draft, strict=True)
+        assert ("quoted the best evidence" in reason) == quoted, (question, reason)
+        assert bool(verified.citations) == quoted
 
 
 def test_a_name_no_document_writes_is_refused_before_generating(runtime):
