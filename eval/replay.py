@@ -3,10 +3,12 @@
     .venv/bin/python eval/replay.py reports/<run>/<time> [suite ...]
 
 Every recorded draft is put back through today's pipeline (retrieval, evidence, refusal signals,
-verification and the decision) in place of the generator, and graded again. Generation is ~95% of an
-eval's time, so a change to the checks after generation is measured on whole suites in minutes. Valid only
-while retrieval, evidence selection and the prompt are those the run was made with (otherwise the drafts
-belong to other evidence). Questions answered in parts and questions that failed are kept as recorded.
+verification and the decision) in place of the generator, and graded again; a question answered in
+parts gets its parts' drafts back in order. Generation is ~95% of an eval's time, so a change to the
+checks after generation is measured on whole suites in minutes. Valid only while retrieval, evidence
+selection and the prompt are those the run was made with (otherwise the drafts belong to other
+evidence). Questions that failed, and parts whose drafts ran over one line, are kept as recorded.
+The model's yes/no on its cited sources (rag.ask.confirmed) is asked live, ~1 s per answer.
 Prints every question whose verdict or refusal changed, then one line per suite.
 """
 
@@ -30,12 +32,13 @@ def replay_suite(run: Path, name: str) -> dict[str, int]:
     rows = json.loads((run / name / "report.json").read_text(encoding="utf-8"))["questions"]
     items = {item.id: item for item in load_qa(suite.qa)}
     rt = Runtime.open(Config(corpus=suite.corpus), progress=False)
-    rt.llm = lambda *args, **kwargs: None  # never loaded: the drafts stand in for it
     replayed = []
     for row in rows:
         item = items[row["id"]]
-        if not row.get("timings", {}).get("parts") and not row.get("error"):
-            ask.stream_chat = lambda *args, draft=row["draft"], **kwargs: iter([draft])  # the recorded draft
+        drafts = recorded_drafts(row)
+        if drafts is not None:
+            pending = iter(drafts)
+            ask.stream_chat = lambda *args, pending=pending, **kwargs: iter([next(pending, "")])  # as recorded
             out = ask.answer_json(ask.answer(rt, item.q))
             verdict = judge_answer(item, out, evidence_spans(item, suite.corpus), suite.corpus)
             if verdict["correct"] != row["verdict"]["correct"] or verdict["refused"] != row["verdict"]["refused"]:
@@ -46,6 +49,19 @@ def replay_suite(run: Path, name: str) -> dict[str, int]:
             row = {**row, "verdict": verdict}
         replayed.append(row)
     return counts(replayed)
+
+
+def recorded_drafts(row: dict) -> list[str] | None:
+    """The drafts the generator wrote for this row, in order, or None when they cannot be told apart.
+    A question answered in parts recorded its parts' drafts joined by newlines (a part refused before
+    generating wrote ''); only when each part's draft is one line can they be split again."""
+    if row.get("error"):
+        return None
+    parts = row.get("timings", {}).get("parts")
+    if not parts:
+        return [row["draft"]]
+    drafts = row["draft"].split("\n")
+    return [d for d in drafts if d] if len(drafts) == parts else None
 
 
 def main(argv: list[str]) -> int:

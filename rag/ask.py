@@ -40,7 +40,7 @@ from rag.decide import (
     refusal,
     word_weights,
 )
-from rag.generate import Usage, stream_chat, translate_to_chinese
+from rag.generate import Usage, confirms, stream_chat, translate_to_chinese
 from rag.index import document_frequency, writes
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
@@ -337,7 +337,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         pieces.append(piece)
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
-    verified, reason = after_generating(rt, g, result.draft, strict)
+    verified, reason = after_generating(rt, g, result.draft, strict, result.timings)
     result.support = cited_coverage(rt, g, [in_context(rt, e) for e in cited_evidence(g, verified)])
     yield finish(result, verified, reason, started)
 
@@ -363,10 +363,16 @@ def echoed_held(rt, weights: dict[str, float], names: dict[str, bool]) -> Callab
         echoed = {w: weight for w, weight in known.items() if w in sentence}
         if not echoed:
             return 1.0
-        context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
+        context = with_surroundings(rt, cited)
         about = [name for name, sure in names.items() if any(about_any(rt, {name: sure})(e) for e in cited)]
         return coverage(echoed, " ".join([context, *about]))
     return share
+
+
+def with_surroundings(rt, cited: list[Evidence]) -> str:
+    """Cited sentences each read with the sentence before and its page title: where a report names the
+    subject and year its next sentences leave out."""
+    return " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
 
 
 def before_generating(g: Gathered, cfg, strict: bool) -> str:
@@ -378,8 +384,10 @@ def before_generating(g: Gathered, cfg, strict: bool) -> str:
     return refusal(g.signals, g.question, cfg.min_coverage, cfg.min_similarity)
 
 
-def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verified, str]:
-    """The verified answer, falling back to a quote of the best evidence or to a refusal; and the reason."""
+def after_generating(rt, g: Gathered, draft: str, strict: bool,
+                     timings: dict[str, float] | None = None) -> tuple[Verified, str]:
+    """The verified answer, falling back to a quote of the best evidence or to a refusal; and the reason.
+    The model's own judgement of its cited sources is timed into `timings` (confirm_s)."""
     cfg, q = rt.cfg, g.question
     if strict and declines(draft):
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
@@ -398,6 +406,8 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         problem = "the cited evidence is about something else"
     elif strict and not in_the_year(rt, q, cited):
         problem = "the cited evidence is about another year"
+    if not problem and strict and not confirmed(rt, q, contexts, timings if timings is not None else {}):
+        return Verified("", [], verified.dropped, 0), "the model, asked, finds its cited sources do not answer"
     if not problem:
         return verified, ""
     if not strict:  # a briefing section quotes its best evidence rather than say nothing
@@ -407,6 +417,17 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool) -> tuple[Verifie
         # The model wrote from a side sentence while the best one holds nearly all the question: quote that.
         return extractive(g.evidence, q.lang, 1), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
+
+
+def confirmed(rt, question: Question, contexts: list[str], timings: dict[str, float]) -> bool:
+    """The generator's yes/no on whether the cited sentences (each with the one before) answer the
+    question: the relation that word overlap cannot check (README "Refusal"). Its own instance, so the
+    answer prompt's cached prefix stays; `Config.confirm_with` '' skips it."""
+    if not rt.cfg.confirm_with or not contexts:
+        return True
+    yes, usage = confirms(rt.llm(rt.cfg.confirm_with, role="confirm"), question.text, contexts, rt.cfg)
+    timings["confirm_s"] = round(usage.total_s, 3)
+    return yes
 
 
 def in_the_year(rt, question: Question, evidence: list[Evidence]) -> bool:

@@ -112,3 +112,17 @@ def translate_to_chinese(llm, question: str, cfg: Config) -> str:
     messages.append({"role": "user", "content": question.strip()[:400]})
     text, _ = complete(llm, messages, cfg, max_tokens=60, stop=["\n"])
     return text.strip()
+
+
+CONFIRM_SYSTEM = "你判断资料是否回答了问题。只回答“是”或“否”。"
+
+
+def confirms(llm, question: str, sources: list[str], cfg: Config) -> tuple[bool, Usage]:
+    """Do these sources answer the question, in the generator's own judgement? Asked apart from its
+    answer, the model that wrote "海底捞的新任首席执行官是蒂姆•库克" from a sentence about Apple's CEO says
+    they do not. Only a plain no counts: anything else is taken as yes."""
+    messages = [{"role": "system", "content": CONFIRM_SYSTEM},
+                {"role": "user", "content": f"资料：{' '.join(sources)}\n问题：{question.strip()[:400]}\n"
+                                            "资料是否回答了这个问题？"}]
+    text, usage = complete(llm, messages, cfg, max_tokens=3)
+    return not text.strip().startswith(("否", "不", "No", "no")), usage

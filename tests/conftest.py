@@ -30,7 +30,7 @@ def fixture_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cfg(fixture_corpus, tmp_path_factory) -> Config:
     return Config(corpus=fixture_corpus, index_root=tmp_path_factory.mktemp("index"), generator=SMALL_MODEL,
-                  translator=SMALL_MODEL, chunk_size=120, chunk_overlap=20)
+                  translator=SMALL_MODEL, confirm_with="", chunk_size=120, chunk_overlap=20)
 
 
 @pytest.fixture(scope="session")
@@ -53,4 +53,5 @@ def answer_runtime(cfg):
 
     from rag.service import Runtime
 
-    return Runtime.open(replace(cfg, generator=PRODUCT_MODEL, translator=PRODUCT_MODEL), progress=False)
+    return Runtime.open(replace(cfg, generator=PRODUCT_MODEL, translator=PRODUCT_MODEL, confirm_with=PRODUCT_MODEL),
+                        progress=False)

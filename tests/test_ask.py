@@ -257,6 +257,25 @@ def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_
             assert raw_of(rt, c.doc)[c.start:c.end] == c.quote
 
 
+def test_the_generator_tells_sources_that_answer_from_sources_that_do_not(answer_runtime):
+    """The 1.5B asked yes/no (rag.generate.confirms): a sentence about another subject, another kind of
+    accident or another quality does not answer; the sentence that does, does."""
+    from conftest import PRODUCT_MODEL
+
+    from rag.generate import confirms
+
+    llm, cfg = answer_runtime.llm(PRODUCT_MODEL, role="confirm"), answer_runtime.cfg
+    accident = "据报道,青禾县发生一起交通事故,一辆巴士坠入深谷,已造成10人死亡。"
+    assert not confirms(llm, "白石镇的新任镇长是谁？", ["苹果首席执行官蒂姆•库克打开了商店的门。"], cfg)[0]
+    assert confirms(llm, "白石镇的新任镇长是谁？", ["白石镇召开干部大会,宣布李明任白石镇镇长。"], cfg)[0]
+    assert not confirms(llm, "青禾县寺庙踩踏事故死亡人数", [accident], cfg)[0]
+    assert confirms(llm, "青禾县交通事故死亡人数", [accident], cfg)[0]
+    air = "青禾县推进多污染物协同减排,2023年空气质量优良率达96.4%。"
+    water = "青禾县创新河长制,出境断面水质常年保持地表水Ⅱ类以上。"
+    assert confirms(llm, "How did Qinghe improve its air quality?", [air], cfg)[0]
+    assert not confirms(llm, "How did Qinghe improve its air quality?", [water], cfg)[0]
+
+
 def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runtime):
     """The source gives 青禾县's 地表水优良比例 92.5%. Called 松岭市's 湿地修复比例 the question asks for (words
     of another page), the figure is held by its sentence but what the answer repeats from the question is not."""
