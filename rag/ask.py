@@ -425,7 +425,12 @@ def confirmed(rt, question: Question, contexts: list[str], timings: dict[str, fl
     answer prompt's cached prefix stays; `Config.confirm_with` '' skips it."""
     if not rt.cfg.confirm_with or not contexts:
         return True
-    yes, usage = confirms(rt.llm(rt.cfg.confirm_with, role="confirm"), question.text, contexts, rt.cfg)
+    try:
+        llm = rt.llm(rt.cfg.confirm_with, role="confirm")
+    except ModelError as exc:  # the answer stands on its other checks; say once per question why not this one
+        log.warning("answer not confirmed by %s: %s", rt.cfg.confirm_with, exc)
+        return True
+    yes, usage = confirms(llm, question.text, contexts, rt.cfg)
     timings["confirm_s"] = round(usage.total_s, 3)
     return yes
 

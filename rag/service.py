@@ -54,7 +54,7 @@ class Runtime:
         return self.index
 
     def llm(self, name: str, role: str = "answer"):
-        """A generator by manifest name, loaded on first use and then reused. Each role (answer, translate)
+        """A generator by manifest name, loaded on first use and then reused. Each role (answer, translate, confirm)
         has its own instance: the weights are memory-mapped once, and a translation never evicts the
         answer prompt's cached prefix (that made English questions wait ~4 s longer for their first token)."""
         from rag.generate import load_llm

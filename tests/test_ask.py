@@ -276,6 +276,22 @@ def test_the_generator_tells_sources_that_answer_from_sources_that_do_not(answer
     assert not confirms(llm, "How did Qinghe improve its air quality?", [water], cfg)[0]
 
 
+def test_an_answer_stands_on_its_other_checks_when_the_confirming_model_is_missing(runtime, caplog):
+    """A collection answered with --model 0.5b on a machine without the 1.5B: no confirmation, a warning,
+    no error; with confirm_with '' nothing is asked at all."""
+    from types import SimpleNamespace
+
+    from rag.ask import confirmed
+
+    question = analyse("青禾县设立了多少名河长？")
+    missing = SimpleNamespace(cfg=replace(runtime.cfg, confirm_with="no-such-model"), llm=runtime.llm)
+    timings: dict[str, float] = {}
+    with caplog.at_level("WARNING", logger="rag"):
+        assert confirmed(missing, question, ["设立河长212名。"], timings)
+    assert "no-such-model" in caplog.text and "confirm_s" not in timings
+    assert confirmed(runtime, question, ["设立河长212名。"], timings) and not timings  # confirm_with ''
+
+
 def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runtime):
     """The source gives 青禾县's 地表水优良比例 92.5%. Called 松岭市's 湿地修复比例 the question asks for (words
     of another page), the figure is held by its sentence but what the answer repeats from the question is not."""
