@@ -363,16 +363,10 @@ def echoed_held(rt, weights: dict[str, float], names: dict[str, bool]) -> Callab
         echoed = {w: weight for w, weight in known.items() if w in sentence}
         if not echoed:
             return 1.0
-        context = with_surroundings(rt, cited)
+        context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
         about = [name for name, sure in names.items() if any(about_any(rt, {name: sure})(e) for e in cited)]
         return coverage(echoed, " ".join([context, *about]))
     return share
-
-
-def with_surroundings(rt, cited: list[Evidence]) -> str:
-    """Cited sentences each read with the sentence before and its page title: where a report names the
-    subject and year its next sentences leave out."""
-    return " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
 
 
 def before_generating(g: Gathered, cfg, strict: bool) -> str:
@@ -388,41 +382,54 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool,
                      timings: dict[str, float] | None = None) -> tuple[Verified, str]:
     """The verified answer, falling back to a quote of the best evidence or to a refusal; and the reason.
     The model's own judgement of its cited sources is timed into `timings` (confirm_s)."""
-    cfg, q = rt.cfg, g.question
-    if strict and declines(draft):
+    q = g.question
+    if strict and declines(draft):  # the model says the sources do not answer: refused, never quoted
         return Verified("", [], [draft], 0), "the model found no answer in the sources"
-    echo = strict and cfg.min_echo > 0
-    verified = verify(rt, g, draft, echo)
-    cited = cited_evidence(g, verified)
-    contexts = [in_context(rt, e) for e in cited]
-    problem = ""
-    if not verified.citations:
-        problem = "no answer sentence is held by the sentence it cites"
-        if echo and verify(rt, g, draft, False).citations:
-            problem = "the answer restates the question about something else"
-    elif strict and not states_kind(q, verified.answer):
-        problem = f"the answer states no {q.asks}"
-    elif strict and cited_coverage(rt, g, contexts) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
-        problem = "the cited evidence is about something else"
-    elif strict and not in_the_year(rt, q, cited):
-        problem = "the cited evidence is about another year"
-    if not problem and strict and not confirmed(rt, q, contexts, timings if timings is not None else {}):
+    verified = verify(rt, g, draft, strict and rt.cfg.min_echo > 0)
+    if not strict:  # a briefing section quotes its best evidence rather than say nothing
+        if verified.citations:
+            return verified, ""
+        return extractive(g.evidence, q.lang, 2), "no answer sentence is held by the sentence it cites; quoted the best evidence"
+    contexts = [in_context(rt, e) for e in cited_evidence(g, verified)]
+    problem = answer_problem(rt, g, draft, verified, contexts)
+    if not problem and not confirmed(rt, q, contexts, timings):
         return Verified("", [], verified.dropped, 0), "the model, asked, finds its cited sources do not answer"
     if not problem:
         return verified, ""
-    if not strict:  # a briefing section quotes its best evidence rather than say nothing
-        return extractive(g.evidence, q.lang, 2), problem + "; quoted the best evidence"
-    if (problem.endswith("something else") and q.lang != "en" and g.signals.coverage >= cfg.quote_coverage
-            and in_the_year(rt, q, g.evidence[:1])):
-        # The model wrote from a side sentence while the best one holds nearly all the question: quote that.
+    if quotable(rt, g, problem):
         return extractive(g.evidence, q.lang, 1), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
 
 
-def confirmed(rt, question: Question, contexts: list[str], timings: dict[str, float]) -> bool:
+def answer_problem(rt, g: Gathered, draft: str, verified: Verified, contexts: list[str]) -> str:
+    """What is wrong with a verified answer under the strict checks, or ''."""
+    cfg, q = rt.cfg, g.question
+    if not verified.citations:
+        if cfg.min_echo > 0 and verify(rt, g, draft, False).citations:
+            return "the answer restates the question about something else"
+        return "no answer sentence is held by the sentence it cites"
+    if not states_kind(q, verified.answer):
+        return f"the answer states no {q.asks}"
+    if cited_coverage(rt, g, contexts) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
+        return "the cited evidence is about something else"
+    if not in_the_year(rt, q, cited_evidence(g, verified)):
+        return "the cited evidence is about another year"
+    return ""
+
+
+def quotable(rt, g: Gathered, problem: str) -> bool:
+    """The model wrote from a side sentence while the best one holds nearly all the question
+    (`quote_coverage`) and is about the year asked: that one is quoted instead. Quoting the best evidence
+    after any failed answer, when the model (asked apart) finds it answers, was measured and dropped
+    (README "Evaluation"): the 1.5B says yes to near-miss sentences of unanswerable questions."""
+    return (problem.endswith("something else") and g.question.lang != "en"
+            and g.signals.coverage >= rt.cfg.quote_coverage and in_the_year(rt, g.question, g.evidence[:1]))
+
+
+def confirmed(rt, question: Question, contexts: list[str], timings: dict[str, float] | None) -> bool:
     """The generator's yes/no on whether the cited sentences (each with the one before) answer the
     question: the relation that word overlap cannot check (README "Refusal"). Its own instance, so the
-    answer prompt's cached prefix stays; `Config.confirm_with` '' skips it."""
+    answer prompt's cached prefix stays. Yes when not asked: `Config.confirm_with` '' or the model missing."""
     if not rt.cfg.confirm_with or not contexts:
         return True
     try:
@@ -431,7 +438,8 @@ def confirmed(rt, question: Question, contexts: list[str], timings: dict[str, fl
         log.warning("answer not confirmed by %s: %s", rt.cfg.confirm_with, exc)
         return True
     yes, usage = confirms(llm, question.text, contexts, rt.cfg)
-    timings["confirm_s"] = round(usage.total_s, 3)
+    if timings is not None:
+        timings["confirm_s"] = round(usage.total_s, 3)
     return yes
 
 

@@ -100,20 +100,25 @@ def canonical_measure(ch: str) -> str:
 def as_the_source_writes(sentence: str, quote: str) -> str:
     """Each figure of the sentence written as its cited quote writes the same value (6.50% -> 6.5%,
     4.72亿 -> 4.72億 in a Traditional source): the answer shows the source's own figure."""
-    written = {}
+    written: dict[tuple[float, str], str] = {}
     for m in NUMBER.finditer(quote):
-        written.setdefault(_figure_key(m), m.group(0).strip())
+        key = _figure_key(m)
+        if key is not None:
+            written.setdefault(key, m.group(0).strip())
 
     def restore(m: re.Match) -> str:
-        return written.get(_figure_key(m), m.group(0).strip()) + (" " if m.group(0).endswith(" ") else "")
+        key = _figure_key(m)
+        shown = written.get(key, "") if key is not None else ""
+        return (shown or m.group(0).strip()) + (" " if m.group(0).endswith(" ") else "")
     return NUMBER.sub(restore, sentence)
 
 
-def _figure_key(m: re.Match) -> tuple[float, str]:
-    """A figure's value with the kind of its unit (a scale folds into the value; % and ‰ stay apart)."""
+def _figure_key(m: re.Match) -> tuple[float, str] | None:
+    """A figure's value with the kind of its unit (a scale folds into the value; % and ‰ stay apart);
+    None for a figure without a value."""
     unit = (m.group(2) or "").lower().replace("％", "%")
     value = _figure_value(m)
-    return (float("nan") if value is None else value, "" if unit in SCALE else unit)
+    return None if value is None else (value, "" if unit in SCALE else unit)
 
 
 def numbers_in(text: str) -> set[float]:

@@ -122,7 +122,7 @@ def alternatives(chinese: str) -> tuple[str, ...]:
     """The words joined by 和/与/及/、 in a question ("英特尔和英伟达全年营收" -> 英特尔, 英伟达): a question
     about several things, each of whose facts must come from a sentence about that one. A name jieba
     cuts into pieces (英 伟达, 生态 城, 2023 年) is joined back on the side away from the conjunction, and
-    a word both sides repeat (最佳影片奖和最佳导演奖) belongs to each side."""
+    a word both sides repeat (最佳影片奖和最佳导演奖, 台北市市长和高雄市市长) belongs to each side."""
     return tuple(dict.fromkeys(w for pair in _sides(chinese) for w in pair))
 
 
@@ -133,6 +133,10 @@ def _sides(chinese: str) -> list[tuple[str, str]]:
         if words[i] not in CONJUNCTIONS:
             continue
         left, right = words[i - 1], words[i + 1]
+        if i >= 2 and i + 2 < len(words) and len(left) >= 2 and words[i + 2] == left:
+            # each side names its own head noun (台北市 市长 和 高雄市 市长): the sides carry it
+            pairs.append((words[i - 2] + left, right + left))
+            continue
         if i >= 2 and (len(left) == 1 or words[i - 2] == right):
             left = words[i - 2] + left
         if i + 2 < len(words) and (len(right) == 1 or (right.isdigit() and words[i + 2] in "年月日")
