@@ -106,7 +106,8 @@ def first_relevant_rank(hits: list[dict], spans: list[tuple[str, int, int]]) -> 
 
 def fact_found(fact: str, text: str) -> bool:
     """The fact as one contiguous string of the text, both normalised like the corpus (Simplified, no
-    pinyin, width-folded) and without digit-group commas ("1,200" is "1200"). No piecewise matching:
+    pinyin, width-folded), without digit-group commas ("1,200" is "1200") and without a decimal's
+    trailing zeros ("6.50%" is "6.5%", as a source may write it). No piecewise matching:
     "第1" is not in "…1月…第3名". Chinese numerals are read as digits on both sides, as the verifier reads
     them (第三批 is 第3批)."""
     f, t = _graded(fact), _graded(text)
@@ -114,7 +115,11 @@ def fact_found(fact: str, text: str) -> bool:
 
 
 def _graded(text: str) -> str:
-    return re.sub(r"(?<=\d),(?=\d{3})", "", normalize_query(text)).replace(" ", "")
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", normalize_query(text)).replace(" ", "")
+    return _TRAILING_ZEROS.sub(lambda m: m[1] + (f".{m[2]}" if m[2] else ""), text)
+
+
+_TRAILING_ZEROS = re.compile(r"(\d+)\.(\d*?)0+(?![\d.])")  # a decimal's, not a date's (2022.10.05)
 
 
 def citation_holds(citation: dict, item: QAItem, spans: list[tuple[str, int, int]]) -> bool:

@@ -49,6 +49,8 @@ def test_fact_matching_normalises_script():
     assert fact_found("4.72亿元", "信貸資金4.72億元")
     assert not fact_found("4.72亿元", "信贷资金4.27亿元")
     assert fact_found("第三批", "白石镇入选第3批示范镇") and not fact_found("第三批", "白石镇入选第4批示范镇")
+    assert fact_found("6.5%", "CPI同比上涨6.50%") and fact_found("6.50%", "上涨6.5%") and fact_found("2", "增长2.0倍")
+    assert not fact_found("6.5%", "上涨6.05%") and not fact_found("100", "共10个")
 
 
 def test_csv_qa_loads(tmp_path):
