@@ -32,7 +32,7 @@ _ASKS = [
     ("place", re.compile(r"哪里|哪儿|在哪|何[地处]|哪[一]?个(?:城市|国家|省|地方|地区)|\bwhere\b", re.I)),
 ]
 # Any interrogative: a question without one is a bare topic ("2022年全国棉花产量"), as news readers search.
-INTERROGATIVE = re.compile(r"\b(?:what|how|which|who|when|where|why)\b|什么|多少|哪|几|如何|怎样|怎么|是否|谁|何", re.I)
+INTERROGATIVE = re.compile(r"\b(?:what|how|which|who|when|where|why)\b|什么|多少|哪|几|如何|怎样|怎么|是否|谁|(?<!任)何", re.I)
 # A bare topic whose head noun is a quantity (产量, 人数, 出生率, 营收, 票房) asks for that figure.
 _QUANTITY_HEAD = re.compile(r"(?:量|数|率|额|收入|营收|票房|总值|人次)\W*$")
 _ASKED_SHARE = re.compile(r"比例|占比|百分之|百分比|percentage|what share|what proportion", re.I)

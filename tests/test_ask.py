@@ -166,6 +166,8 @@ def test_a_bare_topic_naming_a_quantity_asks_for_a_figure():
     answer that repeats the question's year and a citation marker states no figure of its own."""
     assert analyse("2022年全国棉花产量").asks == "figure" and analyse("北京冬奥会澳大利亚运动员数量").asks == "figure"
     assert analyse("什么是出生率").asks == "other" and analyse("本次活动的主办单位").asks == "other"
+    assert analyse("不计任何补贴的全年营收").asks == "figure"  # 任何 asks nothing; 何时 does
+    assert analyse("大会何时举办").asks == "date"
     assert analyse("What rates does the plan keep at 100%?").asks == "other"  # which rates, not a rate
     topic = analyse("2023春运首日旅客发送量")
     assert not states_kind(topic, "2023年春运首日旅客发送量预计会有较大幅度增长[1].")
