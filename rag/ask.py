@@ -40,7 +40,7 @@ from rag.decide import (
     refusal,
     word_weights,
 )
-from rag.generate import Usage, confirms, stream_chat, translate_to_chinese
+from rag.generate import Usage, stream_chat, translate_to_chinese, yes_probability
 from rag.index import document_frequency, writes
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
@@ -390,19 +390,22 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool,
         if verified.citations:
             return verified, ""
         return extractive(g.evidence, q.lang, 2), "no answer sentence is held by the sentence it cites; quoted the best evidence"
-    contexts = [in_context(rt, e) for e in cited_evidence(g, verified)]
-    problem = answer_problem(rt, g, draft, verified, contexts)
-    if not problem and not confirmed(rt, q, contexts, timings):
+    cited = cited_evidence(g, verified)
+    contexts = [in_context(rt, e) for e in cited]
+    problem = answer_problem(rt, g, draft, verified, cited, contexts)
+    if not problem and not keeps(confidence(rt, q, contexts, timings), rt.cfg.min_confirm):
         return Verified("", [], verified.dropped, 0), "the model, asked, finds its cited sources do not answer"
     if not problem:
         return verified, ""
-    if quotable(rt, g, problem):
+    if quotable(rt, g, problem) or best_confirmed(rt, g, timings):
         return extractive(g.evidence, q.lang, 1), problem + "; quoted the best evidence"
     return Verified("", [], verified.dropped, 0), problem
 
 
-def answer_problem(rt, g: Gathered, draft: str, verified: Verified, contexts: list[str]) -> str:
-    """What is wrong with a verified answer under the strict checks, or ''."""
+def answer_problem(rt, g: Gathered, draft: str, verified: Verified, cited: list[Evidence],
+                   contexts: list[str]) -> str:
+    """What is wrong with a verified answer under the strict checks, or ''. `cited`: the evidence it
+    cites (cited_evidence), `contexts`: the same read in_context."""
     cfg, q = rt.cfg, g.question
     if not verified.citations:
         if cfg.min_echo > 0 and verify(rt, g, draft, False).citations:
@@ -412,7 +415,7 @@ def answer_problem(rt, g: Gathered, draft: str, verified: Verified, contexts: li
         return f"the answer states no {q.asks}"
     if cited_coverage(rt, g, contexts) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
         return "the cited evidence is about something else"
-    if not in_the_year(rt, q, cited_evidence(g, verified)):
+    if not in_the_year(rt, q, cited):
         return "the cited evidence is about another year"
     return ""
 
@@ -426,21 +429,40 @@ def quotable(rt, g: Gathered, problem: str) -> bool:
             and g.signals.coverage >= rt.cfg.quote_coverage and in_the_year(rt, g.question, g.evidence[:1]))
 
 
-def confirmed(rt, question: Question, contexts: list[str], timings: dict[str, float] | None) -> bool:
-    """The generator's yes/no on whether the cited sentences (each with the one before) answer the
-    question: the relation that word overlap cannot check (README "Refusal"). Its own instance, so the
-    answer prompt's cached prefix stays. Yes when not asked: `Config.confirm_with` '' or the model missing."""
+def confidence(rt, question: Question, contexts: list[str], timings: dict[str, float] | None) -> float | None:
+    """The generator's probability that these sentences (each read in_context) answer the question
+    (rag.generate.yes_probability): the relation that word overlap cannot check (README "Refusal"). Its
+    own instance, so the answer prompt's cached prefix stays; seconds add up in `timings` (confirm_s).
+    None when not asked: `Config.confirm_with` '' or the model missing."""
     if not rt.cfg.confirm_with or not contexts:
-        return True
+        return None
     try:
         llm = rt.llm(rt.cfg.confirm_with, role="confirm")
     except ModelError as exc:  # the answer stands on its other checks; say once per question why not this one
         log.warning("answer not confirmed by %s: %s", rt.cfg.confirm_with, exc)
-        return True
-    yes, usage = confirms(llm, question.text, contexts, rt.cfg)
+        return None
+    p, usage = yes_probability(llm, question.text, contexts)
     if timings is not None:
-        timings["confirm_s"] = round(usage.total_s, 3)
-    return yes
+        timings["confirm_s"] = round(timings.get("confirm_s", 0.0) + usage.total_s, 3)
+    return p
+
+
+def keeps(p: float | None, threshold: float) -> bool:
+    """An answer stands unless the model was asked and is less sure than `threshold`."""
+    return p is None or p >= threshold
+
+
+def best_confirmed(rt, g: Gathered, timings: dict[str, float] | None) -> bool:
+    """After a failed answer, the best evidence is quoted when the model, asked apart, is nearly certain
+    it answers (`quote_confirm`) and it states the kind of fact asked about the year asked. At the plain
+    yes/no threshold this quoted near-misses of unanswerable questions (README "Evaluation"); the
+    stricter threshold is calibrated on all suites (README "Refusal"). Chinese questions only: an English
+    one gets an English sentence or a refusal."""
+    q, best = g.question, g.evidence[:1]
+    if q.lang == "en" or not best or not states_kind(q, best[0].quote) or not in_the_year(rt, q, best):
+        return False
+    p = confidence(rt, q, [in_context(rt, best[0])], timings)
+    return p is not None and p >= rt.cfg.quote_confirm
 
 
 def in_the_year(rt, question: Question, evidence: list[Evidence]) -> bool:

@@ -55,7 +55,9 @@ class Config:
     min_similarity: float = 0.1  # rescaled similarity of an English question to its best evidence
     min_echo: float = 0.55  # share of the question's words an answer sentence repeats that its cited context holds (README "Refusal")
     min_cited_coverage: float = 0.35  # the same share, for the evidence an answer actually cites
-    confirm_with: str = "qwen2.5-coder-1.5b"  # asked yes/no whether the cited sources answer; '' skips (README "Refusal")
+    confirm_with: str = "qwen2.5-coder-1.5b"  # asked whether the cited sources answer; '' skips (README "Refusal")
+    min_confirm: float = 0.5  # its probability of yes below which an answer is refused
+    quote_confirm: float = 0.99  # ... at or above which the best evidence is quoted after a failed answer
     quote_coverage: float = 0.7  # best evidence this complete is quoted when the answer cites a side sentence
 
     @property

@@ -19,7 +19,7 @@ from rag.ask import (
     written_as_one,
 )
 from rag.chunk import Chunk
-from rag.cite import Evidence, numbers_in, strip_markers, unsupported_numbers, verify_answer
+from rag.cite import Evidence, Verified, numbers_in, strip_markers, unsupported_numbers, verify_answer
 from rag.clean import normalize
 from rag.decide import holds_kind, holds_year
 from rag.load import read_raw
@@ -262,22 +262,27 @@ def test_the_mission_example_cites_the_air_quality_sentence(project_corpus, tmp_
 
 
 def test_the_generator_tells_sources_that_answer_from_sources_that_do_not(answer_runtime):
-    """The 1.5B asked yes/no (rag.generate.confirms): a sentence about another subject, another kind of
-    accident or another quality does not answer; the sentence that does, does."""
+    """The 1.5B asked apart (rag.generate.yes_probability): a sentence about another subject, another kind
+    of accident or another quality does not answer (below the plain yes/no line); the sentence that does,
+    does."""
     from conftest import PRODUCT_MODEL
 
-    from rag.generate import confirms
+    from rag.generate import yes_probability
 
-    llm, cfg = answer_runtime.llm(PRODUCT_MODEL, role="confirm"), answer_runtime.cfg
+    llm = answer_runtime.llm(PRODUCT_MODEL, role="confirm")
+
+    def answers(question: str, source: str) -> bool:
+        return yes_probability(llm, question, [source])[0] >= 0.5
+
     accident = "据报道,青禾县发生一起交通事故,一辆巴士坠入深谷,已造成10人死亡。"
-    assert not confirms(llm, "白石镇的新任镇长是谁？", ["苹果首席执行官蒂姆•库克打开了商店的门。"], cfg)[0]
-    assert confirms(llm, "白石镇的新任镇长是谁？", ["白石镇召开干部大会,宣布李明任白石镇镇长。"], cfg)[0]
-    assert not confirms(llm, "青禾县寺庙踩踏事故死亡人数", [accident], cfg)[0]
-    assert confirms(llm, "青禾县交通事故死亡人数", [accident], cfg)[0]
+    assert not answers("白石镇的新任镇长是谁？", "苹果首席执行官蒂姆•库克打开了商店的门。")
+    assert answers("白石镇的新任镇长是谁？", "白石镇召开干部大会,宣布李明任白石镇镇长。")
+    assert not answers("青禾县寺庙踩踏事故死亡人数", accident)
+    assert answers("青禾县交通事故死亡人数", accident)
     air = "青禾县推进多污染物协同减排,2023年空气质量优良率达96.4%。"
     water = "青禾县创新河长制,出境断面水质常年保持地表水Ⅱ类以上。"
-    assert confirms(llm, "How did Qinghe improve its air quality?", [air], cfg)[0]
-    assert not confirms(llm, "How did Qinghe improve its air quality?", [water], cfg)[0]
+    assert answers("How did Qinghe improve its air quality?", air)
+    assert not answers("How did Qinghe improve its air quality?", water)
 
 
 def test_an_answer_stands_on_its_other_checks_when_the_confirming_model_is_missing(runtime, caplog):
@@ -285,15 +290,15 @@ def test_an_answer_stands_on_its_other_checks_when_the_confirming_model_is_missi
     no error; with confirm_with '' nothing is asked at all."""
     from types import SimpleNamespace
 
-    from rag.ask import confirmed
+    from rag.ask import confidence
 
     question = analyse("青禾县设立了多少名河长？")
     missing = SimpleNamespace(cfg=replace(runtime.cfg, confirm_with="no-such-model"), llm=runtime.llm)
     timings: dict[str, float] = {}
     with caplog.at_level("WARNING", logger="rag"):
-        assert confirmed(missing, question, ["设立河长212名。"], timings)
+        assert confidence(missing, question, ["设立河长212名。"], timings) is None
     assert "no-such-model" in caplog.text and "confirm_s" not in timings
-    assert confirmed(runtime, question, ["设立河长212名。"], timings) and not timings  # confirm_with ''
+    assert confidence(runtime, question, ["设立河长212名。"], timings) is None and not timings  # confirm_with ''
 
 
 def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runtime):
@@ -324,6 +329,28 @@ def test_a_quote_in_place_of_an_answer_is_about_the_year_asked(runtime):
         verified, reason = after_generating(runtime, g, draft, strict=True)
         assert ("quoted the best evidence" in reason) == quoted, (question, reason)
         assert bool(verified.citations) == quoted
+
+
+def test_the_best_evidence_is_quoted_after_a_failed_answer_only_when_the_model_is_nearly_certain(answer_runtime):
+    """The model wrote from a side sentence; the best evidence holds too little of the question for the
+    coverage rule (quotable). Asked apart, the 1.5B is nearly certain the sentence on river funding answers
+    the funding question: it is quoted. It is far from certain that the same sentence names who leads the
+    river work: refused. Above a threshold no probability reaches, nothing is quoted."""
+    from dataclasses import replace as with_fields
+
+    def after_a_side_draft(rt, question: str) -> tuple[Verified, str]:
+        g = gather(rt, question)
+        assert "投入河道治理资金" in g.evidence[0].quote
+        g = replace(g, signals=replace(g.signals, coverage=0.5))  # below quote_coverage: quotable says no
+        side = next(i for i, e in enumerate(g.evidence, 1) if "5万吨" in e.quote)
+        return after_generating(rt, g, f"青禾县累计投入资金达到5万吨[{side}]。", strict=True)
+
+    for question, quoted in (("2021年以来青禾县累计投入河道治理资金多少？", True), ("青禾县河道治理的负责人是谁？", False)):
+        verified, reason = after_a_side_draft(answer_runtime, question)
+        assert ("quoted the best evidence" in reason) == quoted, (question, reason)
+        assert bool(verified.citations) == quoted
+    never = with_fields(answer_runtime, cfg=with_fields(answer_runtime.cfg, quote_confirm=1.01))
+    assert not after_a_side_draft(never, "2021年以来青禾县累计投入河道治理资金多少？")[0].citations
 
 
 def test_a_name_no_document_writes_is_refused_before_generating(runtime):
