@@ -33,8 +33,12 @@ _ASKS = [
 ]
 # Any interrogative: a question without one is a bare topic ("2022年全国棉花产量"), as news readers search.
 INTERROGATIVE = re.compile(r"\b(?:what|how|which|who|when|where|why)\b|什么|多少|哪|几|如何|怎样|怎么|是否|谁|(?<!任)何", re.I)
-# A bare topic whose head noun is a quantity (产量, 人数, 出生率, 营收, 票房) asks for that figure.
-_QUANTITY_HEAD = re.compile(r"(?:量|数|率|额|收入|营收|票房|总值|人次)\W*$")
+# A bare topic asks for what its head noun names: a quantity (产量, 人数, 出生率, 营收, 票房) for that figure,
+# 时间 (耶伦访华时间, RCEP生效时间) for a date; 持续时间 is a duration, a figure.
+_BARE_HEADS = [
+    ("figure", re.compile(r"(?:量|数|率|额|收入|营收|票房|总值|人次|持续时间)\W*$")),
+    ("date", re.compile(r"时间\W*$")),
+]
 _ASKED_SHARE = re.compile(r"比例|占比|百分之|百分比|percentage|what share|what proportion", re.I)
 _ASKED_MEASURE = re.compile(r"(?<![第哪])(?:多少|几)[亿万千百]?([^\W\d])(人?)")  # not 第几名, 哪几种
 _ABOUT_PAGE = re.compile(r"作者|记者|编辑|撰稿|发布|发表|刊登|来源|出处|\b(?:author|wrote|written|published|"
@@ -76,8 +80,8 @@ def answer_kind(norm: str) -> str:
     for kind, pattern in _ASKS:
         if pattern.search(norm):
             return kind
-    if not INTERROGATIVE.search(norm) and _QUANTITY_HEAD.search(norm):
-        return "figure"
+    if not INTERROGATIVE.search(norm):
+        return next((kind for kind, head in _BARE_HEADS if head.search(norm)), "other")
     return "other"
 
 

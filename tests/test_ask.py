@@ -174,6 +174,17 @@ def test_a_bare_topic_naming_a_quantity_asks_for_a_figure():
     assert states_kind(topic, "2023年春运首日旅客发送量为3474万人次[1]。")
 
 
+def test_a_bare_topic_naming_a_time_asks_for_a_date():
+    """"白石镇茶博会开幕时间" asks when, as 何时 would: an answer giving how long it lasts states no date.
+    A duration (持续时间) is a figure; a question with an interrogative keeps its own kind."""
+    topic = analyse("白石镇茶博会开幕时间")
+    assert topic.asks == "date" and analyse("白石镇茶博会的时间？").asks == "date"
+    assert not states_kind(topic, "白石镇茶博会开幕时间是4天[1]。")
+    assert states_kind(topic, "白石镇茶博会于5月8日开幕[1]。")
+    assert analyse("白石镇停电的持续时间").asks == "figure"
+    assert analyse("白石镇茶博会开幕时间是哪一年？").asks == "date" and analyse("谁确定了开幕时间").asks == "person"
+
+
 def test_the_year_asked_is_the_year_of_the_cited_context():
     """2021年香港GDP answered from a sentence about the 1960s is about another time; news that writes
     今年 for the year may mean it; a question without a year asks for none."""
