@@ -9,6 +9,7 @@ runs repeat exactly.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -118,9 +119,17 @@ CONFIRM_SYSTEM = "你判断资料是否回答了问题。只回答“是”或�
 
 
 def chatml(messages: list[dict]) -> str:
-    """The Qwen chat format the GGUF's template writes, ending where the assistant's reply begins."""
-    turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
-    return turns + "<|im_start|>assistant\n"
+    """The Qwen chat format the GGUF's template writes (llama-cpp-python's own ChatML formatter), ending
+    where the assistant's reply begins."""
+    from llama_cpp.llama_chat_format import format_chatml
+
+    return format_chatml(messages).prompt
+
+
+@functools.lru_cache(maxsize=4)
+def answer_tokens(llm) -> tuple[int, int, int]:
+    """The first token ids of 是, 否 and 不 in this model's vocabulary (looked up once per model)."""
+    return tuple(llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0] for w in ("是", "否", "不"))
 
 
 def next_token_logits(llm, tokens: list[int]):
@@ -153,8 +162,7 @@ def yes_probability(llm, question: str, sources: list[str]) -> tuple[float, Usag
     prompt = llm.tokenize(chatml(messages).encode("utf-8"), add_bos=False, special=True)
     logits = next_token_logits(llm, prompt)
     probs = np.exp(logits - logits.max())
-    yes, no, not_ = (float(probs[llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0]])
-                     for w in ("是", "否", "不"))
+    yes, no, not_ = (float(probs[token]) for token in answer_tokens(llm))
     seconds = time.perf_counter() - started
     usage = Usage(prompt_tokens=len(prompt), completion_tokens=1, ttft_s=seconds, total_s=seconds)
     return yes / (yes + no + not_), usage

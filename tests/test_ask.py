@@ -246,10 +246,8 @@ def test_english_place_names_are_sure_only_with_a_place_noun(runtime):
     assert asked_names(runtime, "What is the population of Mars?", "en") == {}
 
 
-# Not here yet (README "Known weak spots"): "How did 荥经 improve air quality?" (answered from the water-quality
-# sentence beside the air one) and "滎經縣怎樣改善空氣質量？" (answered from the panda and tree sentences).
-# Four of the five phrasings hold; "How did 荥经 improve air quality?" is answered from the water-quality
-# sentence beside it (README "Evaluation").
+# Four of the five phrasings hold; "How did 荥经 improve air quality?" is not here yet: the model cites
+# the water-quality sentence beside the air one (README "Known weak spots").
 MISSION = ["荥经县如何改善空气质量？", "荥经县是怎样改善空气质量的？", "滎經縣怎樣改善空氣質量？",
            "How did Yingjing county improve its air?"]
 
