@@ -57,6 +57,7 @@ class Config:
     min_cited_coverage: float = 0.35  # the same share, for the evidence an answer actually cites
     confirm_with: str = "qwen2.5-coder-1.5b"  # asked whether the cited sources answer; '' skips (README "Refusal")
     min_confirm: float = 0.5  # its probability of yes below which an answer is refused
+    min_confirm_en: float = 0.8  # the same for an English answer, which no word check can hold to its Chinese source
     quote_confirm: float = 0.99  # ... at or above which the best evidence is quoted after a failed answer
     quote_coverage: float = 0.7  # best evidence this complete is quoted when the answer cites a side sentence
 

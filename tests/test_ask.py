@@ -362,6 +362,23 @@ def test_the_best_evidence_is_quoted_after_a_failed_answer_only_when_the_model_i
     assert not after_a_side_draft(never, "2021年以来青禾县累计投入河道治理资金多少？")[0].citations
 
 
+def test_an_english_answer_needs_more_of_the_models_certainty_than_a_chinese_one(answer_runtime):
+    """Nothing in the sewage-plant sentence says who designed the plants; an English answer naming a
+    designer passes the figure and meaning checks, and the 1.5B asked apart is unsure (between the plain
+    yes/no line and `min_confirm_en`): refused. The answer the sentence does give stands."""
+    def verdict(rt, question: str, sentence: str) -> str:
+        g = gather(rt, question)
+        n = next(i for i, e in enumerate(g.evidence, 1) if "污水处理厂4座" in e.quote)
+        return after_generating(rt, g, sentence.format(n=n), strict=True)[1]
+
+    unsure = "the model, asked, finds its cited sources do not answer"
+    designed = ("Who designed Qinghe's sewage plants?", "The 4 sewage plants were designed by the county [{n}].")
+    assert verdict(answer_runtime, *designed) == unsure
+    lenient = replace(answer_runtime, cfg=replace(answer_runtime.cfg, min_confirm_en=answer_runtime.cfg.min_confirm))
+    assert verdict(lenient, *designed) == ""  # at the Chinese threshold it would stand
+    assert verdict(answer_runtime, "How many sewage plants did Qinghe build?", "Qinghe built 4 sewage plants [{n}].") == ""
+
+
 def test_a_name_no_document_writes_is_refused_before_generating(runtime):
     """The fixture pages never name 华尔街日报: however much else of the question they cover, they cannot say
     who its reporter is. A name they do write, with or without its suffix, is no reason to refuse."""
