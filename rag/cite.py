@@ -373,7 +373,21 @@ def about_another(sentence: str, cited: str, alternatives: tuple[str, ...]) -> b
 def unsupported_names(sentence: str, cited: str, given: str) -> list[str]:
     """Names in the sentence that neither the cited text nor the question holds: like figures, a name is
     a fact on its own, however much of the rest of the sentence the source supports."""
-    return [n for n in names_in(sentence) if n not in cited and not _from_question(n, given)]
+    return [n for n in names_in(sentence) + latin_words(sentence) if n not in cited and not _from_question(n, given)]
+
+
+_LATIN_WORD = re.compile(r"(?<![a-z0-9])[a-z][a-z0-9]*(?:[-.][a-z0-9]+)*[a-z0-9]", re.I)
+
+
+def latin_words(sentence: str) -> list[str]:
+    """The Latin words of a sentence written in Chinese (Sibyte, Bard, MIPS): there they are names, which
+    jieba does not tag as such; a company named in a sentence about a designer's move is the claim itself.
+    Two-letter words are left out (km, mw: units, read with their figures). A sentence with more Latin
+    letters than Chinese characters is English, however many Chinese names it quotes ("five zones:
+    天府粮仓 core示范区, …"): its words are its language, not names."""
+    if len(LATIN.findall(sentence)) > sum(map(len, CJK_RUN.findall(sentence))):
+        return []
+    return [w for w in dict.fromkeys(_LATIN_WORD.findall(sentence)) if len(w) > 2]
 
 
 def _from_question(word: str, given: str) -> bool:

@@ -3,6 +3,7 @@ from rag.cite import (
     Evidence,
     as_the_source_writes,
     figures_in,
+    latin_words,
     new_words,
     numbers_in,
     select_evidence,
@@ -166,6 +167,21 @@ def test_an_invented_name_sinks_a_sentence_the_source_otherwise_supports():
     assert not v.citations
     held = verify_answer("《远方的河》是一部传统类型的喜剧电影[1]。", [says], 0.5, question)
     assert held.citations
+
+
+def test_a_latin_name_is_a_name_even_where_the_rest_of_the_sentence_is_held():
+    """Invented names and places here, not the bench's. The move is the source's; the company is not:
+    jieba tags no Latin word as a name, yet in a Chinese sentence it is one and the source must hold it."""
+    says = ev(normalize("白石公司发布新芯片前一年，首席设计官 Lin Bo 离职，从他工作了20年的公司退出。").text)
+    question = "白石公司的首席设计官去了哪家公司？"
+    invented = verify_answer("首席设计官Lin Bo离开了Qubrix，从他工作了20年的公司退出[1]。", [says], 0.5, question)
+    assert not invented.citations
+    held = verify_answer("首席设计官Lin Bo离职，从他工作了20年的公司退出[1]。", [says], 0.5, question)
+    assert held.citations
+    # Two letters are a unit read with its figure (18km), not a name; an English sentence (more Latin letters
+    # than Chinese characters, whatever Chinese it quotes) has no names here.
+    assert latin_words(normalize("白石镇新建污水管网18km，由Qubrix公司承建。").text) == ["qubrix"]
+    assert latin_words("the plant in 白石镇 was built by qubrix") == []
 
 
 def test_a_yes_no_answer_claims_the_side_it_picks():
