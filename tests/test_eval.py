@@ -39,6 +39,20 @@ def test_judge_answer_checks_facts_quotes_and_numbers(tmp_path):
     assert not v["correct"] and v["unsupported_numbers"] == 1
 
 
+def test_judge_answer_counts_names_the_quotes_do_not_hold(tmp_path):
+    """A Latin name a Chinese sentence adds is counted; an English answer's words and the quotes shown after
+    it ("Sources: …") are not names."""
+    source = "白石公司发布新芯片前一年，首席设计官 Lin Bo 离职，从他工作了二十年的公司退出。"
+    (tmp_path / "d.txt").write_text(source, encoding="utf-8")
+    item = load_qa_line(tmp_path, {"id": "x", "q": "首席设计官去了哪家公司？", "kind": "zh", "doc": "d.txt",
+                                   "evidence": ["首席设计官 Lin Bo 离职"], "facts": ["Qubrix"]})
+    cited = [{"n": 1, "doc": "d.txt", "start": 0, "end": len(source), "quote": source}]
+    invented = {"answer": "首席设计官Lin Bo离职后去了Qubrix公司担任总裁[1]。", "refused": False, "citations": cited}
+    assert judge_answer(item, invented, [], tmp_path)["unsupported_names"] == ["qubrix"]
+    english = {**invented, "answer": f"Lin Bo left the company [1].\nSources: [1] “{source.rstrip('。')}”"}
+    assert judge_answer(item, english, [], tmp_path)["unsupported_names"] == []
+
+
 def load_qa_line(tmp_path, obj):
     p = tmp_path / "qa.jsonl"
     p.write_text(json.dumps(obj, ensure_ascii=False) + "\n", encoding="utf-8")
