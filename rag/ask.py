@@ -508,10 +508,13 @@ def finish(result: Answer, verified: Verified, reason: str, started: float) -> A
     return result
 
 
+QUOTES_FOLLOW = "\nSources: "  # what separates an English answer from the Chinese quotes shown after it
+
+
 def with_quotes(text: str, verified: Verified) -> str:
     """An English answer followed by the Chinese it rests on, so names and figures are there exactly."""
     quotes = " ".join(f"[{c.n}] “{readable(c.quote).rstrip('。；;，, ')}”" for c in verified.citations)
-    return f"{text}\nSources: {quotes}"
+    return f"{text}{QUOTES_FOLLOW}{quotes}"
 
 
 def split_question(rt, question: str, lang: str, k: int | None) -> list[Part]:

@@ -25,6 +25,7 @@ from rag.patterns import (
     CN_FIGURE,
     DATE_UNITS,
     LATIN,
+    LATIN_WORD,
     MEASURES,
     NUMBER,
     PLACE_SUFFIX,
@@ -376,9 +377,6 @@ def unsupported_names(sentence: str, cited: str, given: str) -> list[str]:
     return [n for n in names_in(sentence) + latin_words(sentence) if n not in cited and not _from_question(n, given)]
 
 
-_LATIN_WORD = re.compile(r"(?<![a-z0-9])[a-z][a-z0-9]*(?:[-.][a-z0-9]+)*[a-z0-9]", re.I)
-
-
 def latin_words(sentence: str) -> list[str]:
     """The Latin words of a sentence written in Chinese (Sibyte, Bard, MIPS): there they are names, which
     jieba does not tag as such; a company named in a sentence about a designer's move is the claim itself.
@@ -387,7 +385,7 @@ def latin_words(sentence: str) -> list[str]:
     天府粮仓 core示范区, …"): its words are its language, not names."""
     if len(LATIN.findall(sentence)) > sum(map(len, CJK_RUN.findall(sentence))):
         return []
-    return [w for w in dict.fromkeys(_LATIN_WORD.findall(sentence)) if len(w) > 2]
+    return [w for w in dict.fromkeys(LATIN_WORD.findall(sentence)) if len(w) > 2]
 
 
 def _from_question(word: str, given: str) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from rag.ask import QUOTES_FOLLOW
 from rag.cite import in_digits, split_answer, strip_markers, unsupported_names, unsupported_numbers
 from rag.clean import normalize_query
 from rag.config import PROJECT_ROOT
@@ -143,7 +144,7 @@ def judge_answer(item: QAItem, result: dict, spans: list[tuple[str, int, int]], 
     quote_text = normalize_query(" ".join(c["quote"] for c in citations))
     answer = normalize_query(strip_markers(result.get("answer", "")))
     invented = unsupported_numbers(answer, quote_text)  # 第3批 is held by 第三批, as the verifier reads it
-    claims = result.get("answer", "").split("\nSources: ")[0]  # an English answer's quotes follow its claims
+    claims = result.get("answer", "").split(QUOTES_FOLLOW)[0]  # an English answer's quotes follow its claims
     names = [n for sentence in split_answer(claims)  # per sentence, as the verifier reads them
              for n in unsupported_names(normalize_query(strip_markers(sentence)), quote_text, normalize_query(item.q))]
     refused = bool(result.get("refused"))

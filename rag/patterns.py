@@ -13,6 +13,8 @@ CJK_CHAR = re.compile(f"[{CJK}]")
 CJK_RUN = re.compile(f"[{CJK}]+")
 CJK_SPAN = re.compile(f"[{CJK}]{{2,}}")
 LATIN = re.compile(r"[a-zA-Z]")
+# A Latin word, with inner hyphens or dots (MIPS, Wi-Fi, v2.0), not glued to letters or digits around it.
+LATIN_WORD = re.compile(r"(?<![a-z0-9])[a-z][a-z0-9]*(?:[-.][a-z0-9]+)*[a-z0-9]", re.I)
 
 # A figure: digits with an optional decimal part and a scale or percent sign written after them.
 NUMBER = re.compile(
