@@ -281,11 +281,22 @@ def pick_diverse(scored: list[Evidence], terms: dict[str, float], max_n: int,
         pool.remove(ev)
         if any(ev.doc == c.doc and ev.start < c.end and c.start < ev.end for c in chosen):
             continue
+        if any(_said_by(ev, c) for c in chosen):
+            continue
         if keep and not keep(ev):
             continue
         chosen.append(ev)
         covered |= {t for t in terms if t in ev.norm}
     return chosen
+
+
+def _said_by(ev: Evidence, chosen: Evidence) -> bool:
+    """Is everything this sentence says already in a chosen one? News is syndicated: the same sentence
+    comes from three pages, and three copies would fill the evidence the model sees with one fact."""
+    return _PLAIN.sub("", ev.norm) in _PLAIN.sub("", chosen.norm)
+
+
+_PLAIN = re.compile(r"[\W_]+")
 
 
 def page_head(chunk: Chunk, score: float, n: int = 3) -> list[Evidence]:

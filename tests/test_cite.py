@@ -69,6 +69,15 @@ def test_select_evidence_prefers_covering_sentence():
     assert chosen[0].quote == text[chosen[0].start - 10:chosen[0].end - 10]
 
 
+def test_a_sentence_syndicated_on_several_pages_is_evidence_once():
+    copy = "1月5日0—24时，31个省报告新增确诊病例189例。"
+    pages = [copy + "其中境外输入病例57例。", copy, "据国家卫健委网站消息。" + copy.replace("，", ",")]
+    hits = [Hit(Chunk(f"c{i}", f"{i}.txt", "t", 0, len(t), t, t), 1.0, 1.0, 1.0) for i, t in enumerate(pages)]
+    chosen = select_evidence(hits, ["1月5日新增确诊病例数"], 4)
+    assert sum("189例" in e.norm for e in chosen) == 1
+    assert any("境外输入病例57例" in e.norm for e in chosen)  # the slot goes to what the copies did not say
+
+
 def test_sentence_joining_two_sources_is_cited_clause_by_clause():
     v = verify_answer("青禾县设立河长212名，建成污水处理厂4座。", EVIDENCE, 0.5)
     assert [c.start for c in v.citations] == [100, 200]
