@@ -368,7 +368,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     if new:
         held = sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, norm))
         return held / sum(len(w) for w in new) >= check.min_support
-    if bigrams(norm):
+    if bigrams(norm) and not english:
         return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
     return bool(new_figures) or (english and check.meaning is not None)
 
@@ -528,10 +528,12 @@ def _best_support(text: str, evidence: list[Evidence], check: Grounding) -> int 
 
 
 def _attach(body: str, numbers: list[int]) -> str:
+    """The sentence with its markers before its full stop; a sentence in Chinese ends with 。 even where the
+    model wrote "." (two sentences would otherwise run together as "…本科生[1].2022年…")."""
     marks = "".join(f"[{n}]" for n in numbers)
-    if body[-1] in "。！？!?.":
-        body, end = body[:-1], body[-1]
-    else:
-        end = "。" if bigrams(body) else "."
+    chinese = bool(bigrams(body)) and not is_english(body)
+    body, end = (body[:-1], body[-1]) if body[-1] in "。！？!?." else (body, ".")
+    if end == "." and chinese:
+        end = "。"
     space = " " if end == "." else ""
     return f"{body}{marks}{end}{space}"

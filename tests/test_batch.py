@@ -126,6 +126,7 @@ def test_question_limit_leaves_room_in_the_context(runtime):
     question = "青禾县" * (MAX_QUESTION_CHARS // 3)
     longest = "河长制" * (2 * MAX_QUOTE_CHARS // 3)  # the longest evidence window rag.cite makes
     evidence = [Evidence("d.txt", "t", 0, len(longest), longest, longest, 1.0)] * runtime.cfg.evidence_sentences
-    text = "".join(m["content"] for m in build_messages(analyse(question), evidence))
+    subjects = ["青禾县"] * len(evidence)  # each shown after the place it is about (rag.ask.unstated_subjects)
+    text = "".join(m["content"] for m in build_messages(analyse(question), evidence, subjects))
     tokens = len(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
     assert tokens + runtime.cfg.max_tokens + 64 < runtime.cfg.n_ctx, tokens

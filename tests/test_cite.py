@@ -78,6 +78,13 @@ def test_a_sentence_syndicated_on_several_pages_is_evidence_once():
     assert any("境外输入病例57例" in e.norm for e in chosen)  # the slot goes to what the copies did not say
 
 
+def test_a_chinese_sentence_ends_with_a_chinese_full_stop_whatever_the_model_wrote():
+    v = verify_answer("青禾县设立河长212名[2].", EVIDENCE, 0.5)
+    assert v.answer == "青禾县设立河长212名[1]。"  # joined to another part's answer, "[1]." ran on into it
+    english = verify_answer("Qinghe appointed 212 river chiefs (河长) [1]", EVIDENCE, 0.5)
+    assert english.answer.endswith("[1].")
+
+
 def test_sentence_joining_two_sources_is_cited_clause_by_clause():
     v = verify_answer("青禾县设立河长212名，建成污水处理厂4座。", EVIDENCE, 0.5)
     assert [c.start for c in v.citations] == [100, 200]
