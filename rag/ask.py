@@ -347,7 +347,8 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         yield finish(result, Verified("", [], [], 0), reason, started)
         return
     usage, pieces = Usage(), []
-    for piece in stream_chat(rt.llm(model or rt.cfg.generator), build_messages(g.question, g.evidence, unstated_subjects(rt, g.question, g.evidence)), rt.cfg, usage):
+    messages = build_messages(g.question, g.evidence, unstated_subjects(rt, g.question, g.evidence))
+    for piece in stream_chat(rt.llm(model or rt.cfg.generator), messages, rt.cfg, usage):
         pieces.append(piece)
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
@@ -501,7 +502,8 @@ def in_the_year(rt, question: Question, evidence: list[Evidence]) -> bool:
 def verify(rt, g: Gathered, draft: str, echo: bool) -> Verified:
     """rag.cite.verify_answer with this question's checks; `echo` adds the echo check (echoed_held)."""
     cfg, q = rt.cfg, g.question
-    given = " ".join([q.text, *q.names]) if q.lang == "en" else q.text  # its places in their Chinese form
+    given = " ".join([q.text, *q.names]) if q.lang == "en" else q.text  # an English question's places, as
+    # the corpus writes them (Yingjing county: 荥经), are its words too
     return verify_answer(draft, g.evidence, cfg.min_support, given, meaning_between(rt), cfg.min_meaning,
                          q.alternatives, echoed_held(rt, g.weights, q.names) if echo else None, cfg.min_echo,
                          cfg.recite_margin)

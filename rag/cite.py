@@ -290,13 +290,13 @@ def pick_diverse(scored: list[Evidence], terms: dict[str, float], max_n: int,
     return chosen
 
 
+_PLAIN = re.compile(r"[\W_]+")  # punctuation and spaces: copies differ in them (, and ，)
+
+
 def _said_by(ev: Evidence, chosen: Evidence) -> bool:
     """Is everything this sentence says already in a chosen one? News is syndicated: the same sentence
     comes from three pages, and three copies would fill the evidence the model sees with one fact."""
     return _PLAIN.sub("", ev.norm) in _PLAIN.sub("", chosen.norm)
-
-
-_PLAIN = re.compile(r"[\W_]+")
 
 
 def page_head(chunk: Chunk, score: float, n: int = 3) -> list[Evidence]:
