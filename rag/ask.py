@@ -127,9 +127,14 @@ def asked_names(rt, question: str, lang: str) -> dict[str, bool]:
 def about_any(rt, names: dict[str, bool]) -> Callable[[Evidence], bool]:
     """Keeps evidence about one of the asked places (rag.attribute.is_about, on the whole document)."""
     def keep(ev: Evidence) -> bool:
-        view = rt.document_view(ev.doc)
-        return any(is_about(name, view, ev.start, ev.end, sure) for name, sure in names.items())
+        return bool(places_of(rt, names, ev))
     return keep
+
+
+def places_of(rt, names: dict[str, bool], ev: Evidence) -> list[str]:
+    """The asked places this evidence sentence is about (rag.attribute.is_about, on the whole document)."""
+    view = rt.document_view(ev.doc)
+    return [name for name, sure in names.items() if is_about(name, view, ev.start, ev.end, sure)]
 
 
 _PLACE_NOUN = r"(?:county|district|city|town|township|village|province|prefecture|municipality)\b"
@@ -253,8 +258,7 @@ def unstated_subjects(rt, question: Question, evidence: list[Evidence]) -> list[
     lost 3 correct answers (README "Thirteenth session")."""
     if question.lang != "en":
         return [""] * len(evidence)
-    return ["、".join(name for name, sure in question.names.items()
-                     if name not in e.norm and about_any(rt, {name: sure})(e)) for e in evidence]
+    return ["、".join(name for name in places_of(rt, question.names, e) if name not in e.norm) for e in evidence]
 
 
 def build_messages(question: Question, evidence: list[Evidence], subjects: list[str] | None = None) -> list[dict]:
@@ -384,7 +388,7 @@ def echoed_held(rt, weights: dict[str, float], names: dict[str, bool]) -> Callab
         if not echoed:
             return 1.0
         context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
-        about = [name for name, sure in names.items() if any(about_any(rt, {name: sure})(e) for e in cited)]
+        about = dict.fromkeys(name for e in cited for name in places_of(rt, names, e))
         return coverage(echoed, " ".join([context, *about]))
     return share
 

@@ -368,8 +368,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     if new:
         held = sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, norm))
         return held / sum(len(w) for w in new) >= check.min_support
-    if bigrams(norm) and not english:
-        return bool(new_figures)  # a Chinese sentence adding only the question's words claims nothing
+    # A Chinese sentence adding only the question's words claims nothing; an English one is held by meaning.
     return bool(new_figures) or (english and check.meaning is not None)
 
 
