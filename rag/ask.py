@@ -44,7 +44,17 @@ from rag.generate import Usage, stream_chat, translate_to_chinese, yes_probabili
 from rag.index import document_frequency, writes
 from rag.models import ModelError
 from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
-from rag.question import CONJUNCTIONS, INTERROGATIVE, Question, analyse, is_english, parallel, question_lang
+from rag.question import (
+    CONJUNCTIONS,
+    INTERROGATIVE,
+    Question,
+    analyse,
+    is_english,
+    opening_subject,
+    parallel,
+    question_lang,
+    with_subject,
+)
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
 from rag.tokens import romanised_names
 
@@ -624,20 +634,26 @@ def written_as_one(chunks: list, alternatives: tuple[str, ...]) -> bool:
 
 
 _JOINED = re.compile(r"[,，;；]\s*(?:and\s+|以及|还有)?(?=(?:what|how|which|who|when|where)\b)|[?？]\s*(?=\S)", re.I)
+_JOINED_ZH = re.compile(r"[,，;；?？]\s*(?=\S)")
 
 
 def two_questions(question: str, names_of: Callable[[str], dict[str, bool]]) -> list[Part]:
     """Two questions written as one ("What does A aim for by 2025, and what target does B set?"), split
     only when each half asks something and names a place of its own (so "…, and what rate did it reach?"
-    stays whole: its second half leans on the first)."""
-    pieces = [p.strip(" ,，;；") for p in _JOINED.split(question.strip())]
+    stays whole: its second half leans on the first). A Chinese second half that names nothing asks
+    about the first half's subject ("邓伦逃税多少钱，被罚了多少钱": 邓伦被罚了多少钱)."""
+    english = is_english(question)
+    pieces = [p.strip(" ,，;；") for p in (_JOINED if english else _JOINED_ZH).split(question.strip())]
     pieces = [p for p in pieces if p.strip(" ?？")]
     if len(pieces) != 2 or not all(INTERROGATIVE.search(p) for p in pieces):
         return []
     names = [names_of(p) for p in pieces]
-    if not all(names) or set(names[0]) == set(names[1]):
+    subject = opening_subject(pieces[0]) if not english and not names[1] else ""
+    if subject:
+        pieces[1] = with_subject(pieces[1], subject)
+    elif not all(names) or set(names[0]) == set(names[1]):
         return []
-    end = "?" if is_english(question) else "？"
+    end = "?" if english else "？"
     return [Part("", p if p[-1] in "?？" else p + end) for p in pieces]
 
 

@@ -459,14 +459,15 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             kept.append((body, [fix]))
             repaired += 1
             continue
-        # A sentence joining facts from two sources ("A did 86, B did 276") may stand clause by clause.
+        # A sentence joining facts from two sources ("A did 86, B did 276") may stand clause by clause,
+        # or, listing one fact from each ("A和B被禁赛"), on the two sources together.
         clauses = [c for c in re.split(r"(?<=[，,；;])", body) if c.strip(" ，,；;")]
         fixes = [_best_support(c, evidence, check) for c in clauses] if len(clauses) > 1 else [None]
-        if None in fixes:
+        pair = _joint_support(body, evidence, check) if None in fixes else None
+        if None in fixes and pair is None:
             dropped.append(sentence)
             continue
-        for clause, i in zip(clauses, fixes, strict=True):
-            kept.append((clause.rstrip(" ，,；;"), [i]))
+        kept += [(body, pair)] if pair else [(c.rstrip(" ，,；;"), [i]) for c, i in zip(clauses, fixes, strict=True)]
         repaired += 1
     order: list[int] = []
     for _, cited in kept:
@@ -524,6 +525,24 @@ def _best_support(text: str, evidence: list[Evidence], check: Grounding) -> int 
     norm = normalize(text).text
     ranked = sorted(range(len(evidence)), key=lambda i: -coverage(norm, evidence[i].norm))
     return next((i for i in ranked if _holds(text, [evidence[i]], check)), None)
+
+
+def _joint_support(text: str, evidence: list[Evidence], check: Grounding) -> list[int] | None:
+    """Two evidence sentences that together hold a sentence listing names from each ("梁文博和李行被终身禁赛",
+    each sentence naming one of them): each must hold a name of the answer, not of the question, that the
+    other lacks. Only names: a sentence summing up figures from several sources ("2808棵古树…1124模式")
+    is a summary, not the answer to the question, and a figure from one sentence joined to the question's
+    words from another is how a sentence about something else is made to answer."""
+    norm = normalize(text).text
+    names = {n for n in names_in(norm) if not _from_question(n, check.given)}
+    if len(names) < 2 or numbers_in(norm) - numbers_in(check.given):
+        return None
+    pairs = [(i, j) for i in range(len(evidence)) for j in range(i + 1, len(evidence))]
+    for i, j in sorted(pairs, key=lambda p: -coverage(norm, evidence[p[0]].norm + evidence[p[1]].norm)):
+        a, b = ({n for n in names if n in evidence[k].norm} for k in (i, j))
+        if a - b and b - a and _holds(text, [evidence[i], evidence[j]], check):
+            return [i, j]
+    return None
 
 
 def _attach(body: str, numbers: list[int]) -> str:

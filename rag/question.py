@@ -45,6 +45,29 @@ _ABOUT_PAGE = re.compile(r"作者|记者|编辑|撰稿|发布|发表|刊登|来�
                          r"publication|byline|reporter|source of (?:this|the) (?:article|report))\b", re.I)
 
 
+_TITLE = re.compile(r"^《[^》]+》")
+_PRONOUN = re.compile(r"^(?:它|他|她|其|该)")
+
+
+def opening_subject(clause: str) -> str:
+    """What a Chinese clause is about, as it opens: a title (《…》), else its words before the first verb
+    or interrogative (邓伦 of 邓伦逃税多少钱)."""
+    title = _TITLE.match(clause)
+    if title:
+        return title.group()
+    words = []
+    for token in pseg.cut(clause):
+        if token.flag.startswith("v") or INTERROGATIVE.search(token.word):
+            break
+        words.append(token.word)
+    return "".join(words)
+
+
+def with_subject(clause: str, subject: str) -> str:
+    """A clause that names no subject of its own ("被罚了多少钱", "它的导演是谁") given one."""
+    return subject + _PRONOUN.sub("", clause, count=1)
+
+
 @dataclass(frozen=True)
 class Question:
     text: str  # as asked

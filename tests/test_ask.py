@@ -238,6 +238,17 @@ def test_two_questions_in_one_are_split_only_when_each_names_its_place():
     assert two_questions("", question_names) == [] and two_questions("🙂?🙂?", question_names) == []
 
 
+def test_a_second_question_naming_nothing_asks_about_the_firsts_subject():
+    from rag.ask import two_questions
+    from rag.attribute import question_names
+
+    parts = two_questions("周立波逃税多少钱，被罚了多少钱", question_names)
+    assert [p.question for p in parts] == ["周立波逃税多少钱？", "周立波被罚了多少钱？"]
+    parts = two_questions("《青禾往事》是什么类型的电影？它的导演是谁？", question_names)
+    assert [p.question for p in parts] == ["《青禾往事》是什么类型的电影？", "《青禾往事》的导演是谁？"]
+    assert two_questions("How many trees were planted, and what did it cost?", question_names) == []  # English: whole
+
+
 def test_english_place_names_are_sure_only_with_a_place_noun(runtime):
     from rag.ask import asked_names
 

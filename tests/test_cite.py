@@ -91,6 +91,25 @@ def test_sentence_joining_two_sources_is_cited_clause_by_clause():
     assert "212名[1]" in v.answer and "4座[2]" in v.answer
 
 
+def test_a_list_gathered_from_two_sources_cites_both():
+    """"A和B…" where one sentence names A and another B: neither holds it alone, the two together do."""
+    first = ev("围棋协会宣布，棋手王建国被终身禁赛。", start=0)
+    second = ev("另一名棋手刘志强也被终身禁赛，协会称将继续调查。", doc="b.txt", start=50)
+    weather = ev("当天北京气温为12度。", doc="c.txt", start=90)
+    v = verify_answer("王建国和刘志强被终身禁赛[1]。", [first, second, weather], 0.5, "哪些棋手被终身禁赛？")
+    assert v.answer.startswith("王建国和刘志强被终身禁赛[1][2]")
+    assert [c.doc for c in v.citations] == ["a.txt", "b.txt"]
+
+
+def test_two_sources_do_not_join_a_figure_to_the_question_about_something_else():
+    """The question's words from one sentence and a figure from another make no answer: only a sentence
+    listing facts of its own, one from each source, may stand on two."""
+    topic = ev("华山隧道事故造成多人受伤。", start=0)
+    figure = ev("全省今年共接待游客587万人次。", doc="b.txt", start=40)
+    v = verify_answer("华山隧道事故造成587人受伤[1]。", [topic, figure], 0.5, "华山隧道事故造成多少人受伤？")
+    assert not v.citations
+
+
 def test_figure_with_another_measure_word_is_unsupported():
     source = "建立全县2808棵古树、2株名木、12个古树群身份档案资料库"
     assert unsupported_numbers("给12颗古树建了档案", source) == {12.0}
