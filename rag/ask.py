@@ -43,7 +43,7 @@ from rag.decide import (
 from rag.generate import Usage, stream_chat, translate_to_chinese, yes_probability
 from rag.index import document_frequency, writes
 from rag.models import ModelError
-from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE
+from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE, SHARE
 from rag.question import (
     CONJUNCTIONS,
     INTERROGATIVE,
@@ -265,7 +265,7 @@ def unstated_subjects(rt, question: Question, evidence: list[Evidence]) -> list[
     without naming them: a report names its county once, paragraphs above its air-quality figure, and the
     model otherwise answers "How did 荥经 improve air quality?" from the one sentence that does write 荥经
     (its river's water). Chinese questions are shown the sentences alone: with the place shown, drcd-zht
-    lost 3 correct answers (README "Thirteenth session")."""
+    lost 3 correct answers (eval/HISTORY.md, thirteenth session)."""
     if question.lang != "en":
         return [""] * len(evidence)
     return ["、".join(name for name in places_of(rt, question.names, e) if name not in e.norm) for e in evidence]
@@ -326,8 +326,11 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 
 def states_kind(question: Question, text: str) -> bool:
     """Does the answer state the kind of fact asked (a figure, a date)? The question's own numbers (its
-    year, 2023春运首日旅客发送量) are not the figure it asks for."""
+    year, 2023春运首日旅客发送量) are not the figure it asks for, and a share (占全市81%) does not answer a
+    question that counts something by its measure word (多少个, 多少名)."""
     text = strip_markers(text)  # a citation [1] is not a figure
+    if question.asks == "figure" and question.measure not in ("", "%"):
+        text = SHARE.sub("", text)
     if question.asks == "figure":
         return bool(numbers_in(text) - numbers_in(question.norm)) or any(m.group(1) in MEASURES for m in CN_FIGURE.finditer(text))
     if question.asks == "date":
@@ -458,7 +461,7 @@ def quotable(rt, g: Gathered, problem: str) -> bool:
     """The model wrote from a side sentence while the best one holds nearly all the question
     (`quote_coverage`) and is about the year asked: that one is quoted instead. Quoting the best evidence
     after any failed answer, when the model (asked apart) finds it answers, was measured and dropped
-    (README "Evaluation"): the 1.5B says yes to near-miss sentences of unanswerable questions."""
+    (eval/HISTORY.md): the 1.5B says yes to near-miss sentences of unanswerable questions."""
     return (problem.endswith("something else") and g.question.lang != "en"
             and g.signals.coverage >= rt.cfg.quote_coverage and in_the_year(rt, g.question, g.evidence[:1]))
 
@@ -497,7 +500,7 @@ def confirm_threshold(cfg, question: Question) -> float:
 def best_confirmed(rt, g: Gathered, timings: dict[str, float] | None) -> bool:
     """After a failed answer, the best evidence is quoted when the model, asked apart, is nearly certain
     it answers (`quote_confirm`) and it states the kind of fact asked about the year asked. At the plain
-    yes/no threshold this quoted near-misses of unanswerable questions (README "Evaluation"); the
+    yes/no threshold this quoted near-misses of unanswerable questions (eval/HISTORY.md); the
     stricter threshold is calibrated on all suites (README "Refusal"). Chinese questions only: an English
     one gets an English sentence or a refusal."""
     q, best = g.question, g.evidence[:1]

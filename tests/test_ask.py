@@ -175,6 +175,18 @@ def test_a_bare_topic_naming_a_quantity_asks_for_a_figure():
     assert states_kind(topic, "2023年春运首日旅客发送量为3474万人次[1]。")
 
 
+def test_a_share_does_not_answer_a_question_that_counts():
+    """"多少个" counts by its measure word: a share of a whole (占全市81%) is another fact. A question about
+    a share, or one naming no measure, is answered by one."""
+    counted = analyse("白石镇的绿色认证产品有多少个？")
+    assert counted.measure == "个"
+    assert not states_kind(counted, "白石镇绿色认证产品数占全市81%[1]。")
+    assert not states_kind(counted, "白石镇绿色认证产品占比超过六成，达62.5 percent[1]。")
+    assert states_kind(counted, "白石镇有绿色认证产品12个，占全市81%[1]。")
+    assert states_kind(analyse("白石镇绿色认证产品占全市的比例是多少？"), "占全市81%[1]。")
+    assert states_kind(analyse("白石镇的出生率是多少？"), "白石镇出生率为7.52‰[1]。")
+
+
 def test_a_bare_topic_naming_a_time_asks_for_a_date():
     """"白石镇茶博会开幕时间" asks when, as 何时 would: an answer giving how long it lasts states no date.
     A duration (持续时间) is a figure; a question with an interrogative keeps its own kind."""
