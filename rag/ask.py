@@ -23,6 +23,7 @@ from rag.cite import (
     Citation,
     Evidence,
     Verified,
+    holds_word,
     numbers_in,
     page_head,
     select_evidence,
@@ -56,7 +57,7 @@ from rag.question import (
     with_subject,
 )
 from rag.retrieve import Hit, asks_about_page, search, with_page_heads
-from rag.tokens import romanised_names
+from rag.tokens import nouns_in, romanised_names
 
 log = logging.getLogger("rag")
 _T2S = opencc.OpenCC("t2s")
@@ -335,7 +336,16 @@ def states_kind(question: Question, text: str) -> bool:
         return bool(numbers_in(text) - numbers_in(question.norm)) or any(m.group(1) in MEASURES for m in CN_FIGURE.finditer(text))
     if question.asks == "date":
         return bool(DATE.search(text))
+    if question.asks in ("person", "place") and question.lang != "en":
+        return names_someone(question, text)
     return True
+
+
+def names_someone(question: Question, text: str) -> bool:
+    """Does a Chinese answer to who/where add a noun or name of its own? One that adds only a time,
+    figures and verbs ("男排世锦赛将在8月26日至9月11日进行" for 在哪举办) names no one and no place."""
+    norm = normalize(DATE.sub("", NUMBER.sub("", text))).text
+    return any(not holds_word(question.norm, w) for w in nouns_in(norm))
 
 
 def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrieval | None = None,

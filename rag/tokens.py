@@ -87,3 +87,14 @@ def names_in(text: str) -> list[str]:
     import jieba.posseg
 
     return [t.word for t in jieba.posseg.cut(text) if t.flag in ("nr", "ns", "nt", "nz") and len(t.word) > 1]
+
+
+_NOUN_TAGS = ("n", "s", "eng")  # jieba: nouns and names (n, nr, ns, nt, nz), place words (s), Latin words
+
+
+def nouns_in(text: str) -> list[str]:
+    """The nouns and names of a Chinese text, by jieba's part-of-speech tags: what can say who or where.
+    "将在8月26日至9月11日进行" holds none; "在斯洛文尼亚和波兰举行" holds two."""
+    import jieba.posseg
+
+    return [p.word for p in jieba.posseg.lcut(text) if p.flag.startswith(_NOUN_TAGS) and _WORD.search(p.word)]

@@ -187,6 +187,20 @@ def test_a_share_does_not_answer_a_question_that_counts():
     assert states_kind(analyse("白石镇的出生率是多少？"), "白石镇出生率为7.52‰[1]。")
 
 
+def test_an_answer_to_who_or_where_names_someone_or_somewhere():
+    """A where-question answered with when (将在8月26日至9月11日进行) states no place, and a who-question
+    answered with the question's own words and a date names no one; a name or a place noun of the
+    answer's own does. Traditional answers are read in their Simplified form."""
+    where = analyse("2025年白石镇龙舟赛在哪举办？")
+    assert where.asks == "place"
+    assert not states_kind(where, "2025年白石镇龙舟赛将在8月26日至9月11日进行[1]。")
+    assert states_kind(where, "2025年白石镇龙舟赛在青禾湖畔举办[1]。")
+    who = analyse("白石镇龙舟赛的冠军是谁？")
+    assert not states_kind(who, "白石镇龙舟赛的冠军将于5月8日揭晓[1]。")
+    assert states_kind(who, "白石镇龙舟赛的冠军是张伟[1]。")
+    assert states_kind(analyse("白石鎮龍舟賽在哪裡舉辦？"), "白石鎮龍舟賽在青禾湖畔舉辦[1]。")
+
+
 def test_a_bare_topic_naming_a_time_asks_for_a_date():
     """"白石镇茶博会开幕时间" asks when, as 何时 would: an answer giving how long it lasts states no date.
     A duration (持续时间) is a figure; a question with an interrogative keeps its own kind."""
