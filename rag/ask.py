@@ -330,9 +330,9 @@ def states_kind(question: Question, text: str) -> bool:
     year, 2023春运首日旅客发送量) are not the figure it asks for, and a share (占全市81%) does not answer a
     question that counts something by its measure word (多少个, 多少名)."""
     text = strip_markers(text)  # a citation [1] is not a figure
-    if question.asks == "figure" and question.measure not in ("", "%"):
-        text = SHARE.sub("", text)
     if question.asks == "figure":
+        if question.measure not in ("", "%"):
+            text = SHARE.sub("", text)
         return bool(numbers_in(text) - numbers_in(question.norm)) or any(m.group(1) in MEASURES for m in CN_FIGURE.finditer(text))
     if question.asks == "date":
         return bool(DATE.search(text))

@@ -17,10 +17,11 @@ LATIN = re.compile(r"[a-zA-Z]")
 LATIN_WORD = re.compile(r"(?<![a-z0-9])[a-z][a-z0-9]*(?:[-.][a-z0-9]+)*[a-z0-9]", re.I)
 
 # A figure: digits with an optional decimal part and a scale or percent sign written after them.
+_DIGITS = r"\d+(?:,\d{3})*(?:\.\d+)?"
 NUMBER = re.compile(
-    r"(\d+(?:,\d{3})*(?:\.\d+)?)\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\b|k\b)?", re.I)
+    f"({_DIGITS})\\s*(%|％|‰|亿|億|万|萬|千|百万|百萬|million|billion|thousand|bn|m\\b|k\\b)?", re.I)
 # A share written as a figure (81%, 7.52‰, 30 per cent): it says how much of something, not how many.
-SHARE = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?\s*(?:%|％|‰|per ?cent\b|percent\b)", re.I)
+SHARE = re.compile(f"{_DIGITS}\\s*(?:%|％|‰|per ?cent\\b|percent\\b)", re.I)
 SCALE = {"亿": 1e8, "億": 1e8, "万": 1e4, "萬": 1e4, "千": 1e3, "百万": 1e6, "百萬": 1e6, "million": 1e6,
          "m": 1e6, "billion": 1e9, "bn": 1e9, "thousand": 1e3, "k": 1e3}
 CN_SCALE = frozenset("亿億万萬")  # the Chinese scales an English reader misreads (500万 is 5 million)
