@@ -153,12 +153,28 @@ def alternatives(chinese: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for pair in _sides(chinese) for w in pair))
 
 
+# Words after "A和B" that make the pair one argument of a relation (新城和老城之间, 与自杀风险有关,
+# 跟邻水垫江一起): the question asks about the two together, not about each.
+_RELATION = frozenset("之间 一起 有关 相关 共同 合作 相比 一样 不同 区别 关系 差别 对比".split())
+
+
+def joins_one_thing(words: list[str], i: int) -> bool:
+    """Is the conjunction at words[i] inside one thing asked about rather than between two? It is when
+    a side is what the question asks (鄂伦春族以及哪一个族, 哪种行为与…: the answer is one side) or when
+    the pair is the argument of a relation that needs both (之间, 一起, 有关). Such a question has no
+    sides at all: it is not split and no fact of it is about one side."""
+    near = words[max(0, i - 2):i + 3]
+    return any(INTERROGATIVE.search(w) for w in near) or any(w in _RELATION for w in words[i + 2:i + 4])
+
+
 def _sides(chinese: str) -> list[tuple[str, str]]:
     words = [w for w in jieba.lcut(chinese) if w.strip()]
     pairs: list[tuple[str, str]] = []
     for i in range(1, len(words) - 1):
         if words[i] not in CONJUNCTIONS:
             continue
+        if joins_one_thing(words, i):  # so does the list it ends (缆车、索道以及什么)
+            return []
         left, right = words[i - 1], words[i + 1]
         if i >= 2 and i + 2 < len(words) and len(left) >= 2 and words[i + 2] == left:
             # each side names its own head noun (台北市 市长 和 高雄市 市长): the sides carry it

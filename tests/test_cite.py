@@ -289,3 +289,14 @@ def test_a_figure_is_shown_as_its_source_writes_it():
     assert as_the_source_writes("出生率为7.52%", "出生率为7.52‰") == "出生率为7.52%"
     assert as_the_source_writes("营收4.72亿元", "营收472,000,000元") == "营收472,000,000元"
     assert as_the_source_writes("", "") == "" and as_the_source_writes("没有数字", "1.5%") == "没有数字"
+
+
+def test_a_pair_that_is_one_thing_asked_has_no_sides():
+    """和/与/以及 inside one thing asked: a relation between the two (之间, 一起, 有关) or a side that is the
+    question itself (与哪个国家) is not two questions, so nothing is split or held to one side."""
+    from rag.question import analyse
+
+    for one in ("台北和高雄之间的高铁要多久？", "成都和重庆一起申办了什么赛事？", "吸烟与肺癌有关的证据有哪些？",
+                "该县与哪个国家的城市结为友好城市？", "铁路运输包括缆车、索道以及什么？"):
+        assert analyse(one).alternatives == (), one
+    assert analyse("苏州和无锡的人口分别是多少？").alternatives == ("苏州", "无锡")
