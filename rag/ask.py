@@ -473,7 +473,14 @@ def quotable(rt, g: Gathered, problem: str) -> bool:
     after any failed answer, when the model (asked apart) finds it answers, was measured and dropped
     (eval/HISTORY.md): the 1.5B says yes to near-miss sentences of unanswerable questions."""
     return (problem.endswith("something else") and g.question.lang != "en"
-            and g.signals.coverage >= rt.cfg.quote_coverage and in_the_year(rt, g.question, g.evidence[:1]))
+            and g.signals.coverage >= rt.cfg.quote_coverage and states_what_is_asked(rt, g))
+
+
+def states_what_is_asked(rt, g: Gathered) -> bool:
+    """Could the best evidence, quoted whole, answer? It must state the kind of fact asked (a figure, a
+    date, someone for who: "中国版《忠犬八公》虽“败”犹荣" names no director) about the year asked."""
+    best = g.evidence[:1]
+    return bool(best) and states_kind(g.question, best[0].quote) and in_the_year(rt, g.question, best)
 
 
 def confidence(rt, question: Question, contexts: list[str], timings: dict[str, float] | None) -> float | None:
@@ -513,10 +520,9 @@ def best_confirmed(rt, g: Gathered, timings: dict[str, float] | None) -> bool:
     yes/no threshold this quoted near-misses of unanswerable questions (eval/HISTORY.md); the
     stricter threshold is calibrated on all suites (README "Refusal"). Chinese questions only: an English
     one gets an English sentence or a refusal."""
-    q, best = g.question, g.evidence[:1]
-    if q.lang == "en" or not best or not states_kind(q, best[0].quote) or not in_the_year(rt, q, best):
+    if g.question.lang == "en" or not states_what_is_asked(rt, g):
         return False
-    p = confidence(rt, q, [in_context(rt, best[0])], timings)
+    p = confidence(rt, g.question, [in_context(rt, g.evidence[0])], timings)
     return p is not None and p >= rt.cfg.quote_confirm
 
 

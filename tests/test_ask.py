@@ -24,6 +24,7 @@ from rag.cite import Evidence, Verified, numbers_in, strip_markers, unsupported_
 from rag.clean import normalize
 from rag.decide import holds_kind, holds_year
 from rag.load import read_raw
+from rag.patterns import DATE
 from rag.question import analyse, asked_measure, parallel, question_lang
 
 
@@ -375,6 +376,19 @@ def test_a_quote_in_place_of_an_answer_is_about_the_year_asked(runtime):
         verified, reason = after_generating(runtime, g, draft, strict=True)
         assert ("quoted the best evidence" in reason) == quoted, (question, reason)
         assert bool(verified.citations) == quoted
+
+
+def test_a_quote_in_place_of_an_answer_states_the_kind_of_fact_asked(runtime):
+    """However much of the question the best evidence holds, it is quoted only when it states what is
+    asked: the sentence on the sewage plants gives no date for a question asking when they were built."""
+    question = "青禾县什么时候建成污水处理厂？"
+    g = gather(runtime, question)
+    assert "污水处理厂" in g.evidence[0].quote and not DATE.search(g.evidence[0].quote)
+    g = replace(g, signals=replace(g.signals, coverage=1.0))  # as complete as a quote needs
+    side = next(i for i, e in enumerate(g.evidence, 1) if "3.6亿元" in e.quote)
+    verified, reason = after_generating(runtime, g, f"青禾县在2021年建成了污水处理厂[{side}]。", strict=True)
+    assert "something else" in reason and "quoted the best evidence" not in reason, reason
+    assert not verified.citations
 
 
 def test_the_best_evidence_is_quoted_after_a_failed_answer_only_when_the_model_is_nearly_certain(answer_runtime):
