@@ -15,10 +15,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import jieba.posseg
+
 from rag.attribute import core
 from rag.patterns import CJK_RUN, CN_FIGURE, DATE, NUMBER, RELATIVE_YEAR, YEAR
-from rag.question import Question
-from rag.tokens import names_in, tokenize
+from rag.question import INTERROGATIVE, Question
+from rag.tokens import is_proper_name, names_in, tokenize
 
 # Words that say what kind of answer is wanted, not what it is about.
 _ASKING = frozenset("哪 哪个 哪些 哪里 哪儿 哪位 哪年 哪一年 谁 何 何时 何地 为何 多 多大 多久 几 是 指 称为 被称为 叫 叫做 "
@@ -41,9 +43,30 @@ def content_words(question: Question) -> list[str]:
 
 
 def word_weights(words: list[str], document_frequency: Callable[[str], tuple[int, int]]) -> dict[str, float]:
-    """Inverse document frequency of each word in the collection (a word no chunk holds is rare: it
-    weighs most, so a question about something absent scores low)."""
-    return {w: idf(*document_frequency(w)) for w in words}
+    """Inverse document frequency of each word in the collection. A word no chunk holds is rare: when
+    it names something (有期徒刑, 宋仁宗) it weighs most, so a question about what the collection never
+    mentions scores low; when it is how the question is asked (签了, 帮忙, 一共, 哪家, 定于: a verb, an
+    adverb, an interrogative) no source could hold it, and it is left out (README "Refusal")."""
+    weights = {}
+    for word in words:
+        df, n = document_frequency(word)
+        if df or names_what_is_asked_about(word):
+            weights[word] = idf(df, n)
+    return weights
+
+
+_THING_TAGS = ("n", "vn", "s", "t", "l", "eng")  # jieba: nouns and names, verbal nouns, place and time words, idioms
+
+
+def names_a_thing(word: str) -> bool:
+    """Does a word name something (a noun, name, place, time or idiom: 有期徒刑, 宋仁宗, 水果) rather than
+    say how it is asked (签了, 帮忙, 一共, 定于)? By jieba's part-of-speech tags of its pieces."""
+    return any(p.flag.startswith(_THING_TAGS) for p in jieba.posseg.lcut(word))
+
+
+def names_what_is_asked_about(word: str) -> bool:
+    """A name (何鸿燊), or a thing word that is not an interrogative (几何 is tagged one: left out)."""
+    return is_proper_name(word) or (names_a_thing(word) and not INTERROGATIVE.search(word))
 
 
 def idf(df: int, n: int) -> float:

@@ -22,7 +22,7 @@ from rag.ask import (
 from rag.chunk import Chunk
 from rag.cite import Evidence, Verified, numbers_in, strip_markers, unsupported_numbers, verify_answer
 from rag.clean import normalize
-from rag.decide import holds_kind, holds_year
+from rag.decide import holds_kind, holds_year, word_weights
 from rag.load import read_raw
 from rag.patterns import DATE
 from rag.question import analyse, asked_measure, parallel, question_lang
@@ -481,3 +481,14 @@ def test_an_english_sentence_moves_to_the_source_it_means(runtime):
     unmoved = verify_answer(f"{sentence} [2].", [halves, harbour], 0.5, "What was the western half called?",
                             **{**check, "recite_margin": 1.0})
     assert [c.quote for c in unmoved.citations] == [harbour.quote]
+
+
+def test_a_word_no_source_holds_weighs_most_only_when_it_names_something():
+    """Of a question's words that no chunk holds, a thing asked about (宋仁宗, 有期徒刑) makes a question
+    about what the collection never mentions score low; the asker's wording (签了, 帮忙, 一共, 哪家, 定于)
+    no source could hold, so it is left out rather than counted as missing."""
+    held = {"常德": (5, 100), "项目": (20, 100)}
+    weights = word_weights(["常德", "项目", "签了", "帮忙", "一共", "哪家", "定于", "宋仁宗", "有期徒刑", "水果"],
+                           lambda w: held.get(w, (0, 100)))
+    assert set(weights) == {"常德", "项目", "宋仁宗", "有期徒刑", "水果"}
+    assert weights["宋仁宗"] > weights["常德"] > weights["项目"]
