@@ -425,7 +425,17 @@ def new_words(sentence: str, given: str) -> list[str]:
     are left out."""
     latin = bool(CJK_RUN.search(sentence)) and not is_english(sentence)
     return [w for w in dict.fromkeys(tokenize(sentence))
-            if (CJK_RUN.search(w) or (latin and len(w) > 1 and LATIN.search(w))) and not _from_question(w, given)]
+            if (CJK_RUN.search(w) or (latin and len(w) > 1 and LATIN.search(w))) and not _from_question(w, given)
+            and not recut_question(w, given)]
+
+
+def recut_question(word: str, given: str) -> bool:
+    """A word jieba guessed (not in its dictionary) out of the question's own characters: "从2017年起共签了"
+    cuts as 起共签, which adds nothing to "从2017年起一共签了". A guessed word with a character of its own
+    (a name: 钟颖轩) is new."""
+    import jieba
+
+    return len(word) > 1 and word not in jieba.dt.FREQ and all(ch in given for ch in word)
 
 
 def verify_answer(answer: str, evidence: list[Evidence], min_support: float, question: str = "",

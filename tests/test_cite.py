@@ -300,3 +300,12 @@ def test_a_pair_that_is_one_thing_asked_has_no_sides():
                 "该县与哪个国家的城市结为友好城市？", "铁路运输包括缆车、索道以及什么？"):
         assert analyse(one).alternatives == (), one
     assert analyse("苏州和无锡的人口分别是多少？").alternatives == ("苏州", "无锡")
+
+
+def test_the_question_cut_anew_by_jieba_adds_nothing():
+    """jieba guesses 起共签 out of "从2019年起共签了" (the question wrote 起一共签了): not a word the answer adds,
+    so the figure alone is the claim. A guessed word with characters of its own (a name) is still new."""
+    question = "青禾县从2019年起一共签了多少个项目？"
+    cited = ev("2019年以来,全县共签约项目12个。")
+    assert verify_answer("青禾县从2019年起共签了12个项目[1]。", [cited], 0.5, question).citations
+    assert "钟颖轩" in new_words("钟颖轩夺得冠军", "谁夺得冠军")
