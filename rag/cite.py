@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cn2an
+import jieba
 
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
@@ -433,8 +434,6 @@ def recut_question(word: str, given: str) -> bool:
     """A word jieba guessed (not in its dictionary) out of the question's own characters: "从2017年起共签了"
     cuts as 起共签, which adds nothing to "从2017年起一共签了". A guessed word with a character of its own
     (a name: 钟颖轩) is new."""
-    import jieba
-
     return len(word) > 1 and word not in jieba.dt.FREQ and all(ch in given for ch in word)
 
 

@@ -55,7 +55,9 @@ def word_weights(words: list[str], document_frequency: Callable[[str], tuple[int
     return weights
 
 
-_THING_TAGS = ("n", "vn", "s", "t", "l", "eng")  # jieba: nouns and names, verbal nouns, place and time words, idioms
+# jieba: nouns and names, verbal nouns, place and time words, idioms. Here rather than beside nouns_in in
+# rag/tokens.py, whose source is part of the index's parameters: a refusal signal must not force a rebuild.
+_THING_TAGS = ("n", "vn", "s", "t", "l", "eng")
 
 
 def names_a_thing(word: str) -> bool:
