@@ -227,21 +227,28 @@ def in_context(rt, ev: Evidence) -> str:
     return head[cut + 1:] + " " + view.text[a:b]
 
 
+def with_title(rt, ev: Evidence) -> str:
+    """An evidence sentence in_context, then its page's title: a news page names its subject in the
+    headline ("中国版《忠犬八公》…") and its sentences then say 本片 or nothing ("导演徐昂用…")."""
+    return f"{in_context(rt, ev)} {normalize(ev.title).text}"
+
+
 def cited_evidence(g: Gathered, verified: Verified) -> list[Evidence]:
     """The evidence sentences an answer cites."""
     cited = {(c.doc, c.start, c.end) for c in verified.citations}
     return [e for e in g.evidence if (e.doc, e.start, e.end) in cited]
 
 
-def cited_coverage(rt, g: Gathered, contexts: list[str]) -> float:
-    """How much of the question the evidence the answer cites (each read in_context) holds: the relation
+def cited_coverage(rt, g: Gathered, cited: list[Evidence]) -> float:
+    """How much of the question the evidence the answer cites holds, each read with_title: the relation
     check (an answer built from a sentence about something else cites a sentence that does not hold the
-    question). English questions share no words with Chinese text, so theirs is measured by meaning."""
+    question). English questions share no words with Chinese text, so theirs is measured by meaning,
+    of the sentence in_context alone: a headline mixed in dilutes it (own q041 refused, measured)."""
     if g.question.about_page:
         return 1.0
     if g.question.lang == "en":
-        return max(similarity_to(rt, g.question)(contexts), default=0.0)
-    return max((coverage(g.weights, c) for c in contexts), default=0.0)
+        return max(similarity_to(rt, g.question)([in_context(rt, e) for e in cited]), default=0.0)
+    return max((coverage(g.weights, with_title(rt, e)) for e in cited), default=0.0)
 
 
 SYSTEM = ("You answer questions using only the numbered sources. Copy names and numbers exactly from the "
@@ -380,7 +387,7 @@ def answer_stream(rt, question: str, model: str | None = None, retrieval: Retrie
         yield piece
     result.usage, result.draft = usage, "".join(pieces)
     verified, reason = after_generating(rt, g, result.draft, strict, result.timings)
-    result.support = cited_coverage(rt, g, [in_context(rt, e) for e in cited_evidence(g, verified)])
+    result.support = cited_coverage(rt, g, cited_evidence(g, verified))
     yield finish(result, verified, reason, started)
 
 
@@ -410,7 +417,7 @@ def echoed_held(rt, weights: dict[str, float], names: dict[str, bool]) -> Callab
         echoed = {w: weight for w, weight in known.items() if w in sentence}
         if not echoed:
             return 1.0
-        context = " ".join(in_context(rt, e) + " " + normalize(e.title).text for e in cited)
+        context = " ".join(with_title(rt, e) for e in cited)
         about = dict.fromkeys(name for e in cited for name in places_of(rt, names, e))
         return coverage(echoed, " ".join([context, *about]))
     return share
@@ -438,9 +445,8 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool,
             return verified, ""
         return extractive(g.evidence, q.lang, 2), "no answer sentence is held by the sentence it cites; quoted the best evidence"
     cited = cited_evidence(g, verified)
-    contexts = [in_context(rt, e) for e in cited]
-    problem = answer_problem(rt, g, draft, verified, cited, contexts)
-    if not problem and not keeps(confidence(rt, q, contexts, timings), confirm_threshold(rt.cfg, q)):
+    problem = answer_problem(rt, g, draft, verified, cited)
+    if not problem and not keeps(confidence(rt, q, [in_context(rt, e) for e in cited], timings), confirm_threshold(rt.cfg, q)):
         return Verified("", [], verified.dropped, 0), "the model, asked, finds its cited sources do not answer"
     if not problem:
         return verified, ""
@@ -449,10 +455,9 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool,
     return Verified("", [], verified.dropped, 0), problem
 
 
-def answer_problem(rt, g: Gathered, draft: str, verified: Verified, cited: list[Evidence],
-                   contexts: list[str]) -> str:
+def answer_problem(rt, g: Gathered, draft: str, verified: Verified, cited: list[Evidence]) -> str:
     """What is wrong with a verified answer under the strict checks, or ''. `cited`: the evidence it
-    cites (cited_evidence), `contexts`: the same read in_context."""
+    cites (cited_evidence)."""
     cfg, q = rt.cfg, g.question
     if not verified.citations:
         if cfg.min_echo > 0 and verify(rt, g, draft, False).citations:
@@ -460,7 +465,7 @@ def answer_problem(rt, g: Gathered, draft: str, verified: Verified, cited: list[
         return "no answer sentence is held by the sentence it cites"
     if not states_kind(q, verified.answer):
         return f"the answer states no {q.asks}"
-    if cited_coverage(rt, g, contexts) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
+    if cited_coverage(rt, g, cited) < (cfg.min_similarity if q.lang == "en" else cfg.min_cited_coverage):
         return "the cited evidence is about something else"
     if not in_the_year(rt, q, cited):
         return "the cited evidence is about another year"
@@ -529,7 +534,7 @@ def best_confirmed(rt, g: Gathered, timings: dict[str, float] | None) -> bool:
 def in_the_year(rt, question: Question, evidence: list[Evidence]) -> bool:
     """Is one of these sentences, read with the one before and its page title, about the year asked
     (rag.decide.holds_year)? A quote about 2016-2019 does not answer a question about 2022."""
-    return any(holds_year(question, f"{in_context(rt, e)} {normalize(e.title).text}") for e in evidence)
+    return any(holds_year(question, with_title(rt, e)) for e in evidence)
 
 
 def verify(rt, g: Gathered, draft: str, echo: bool) -> Verified:

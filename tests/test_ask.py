@@ -367,12 +367,13 @@ def test_an_answer_restating_the_question_about_another_sentence_is_dropped(runt
 def test_a_quote_in_place_of_an_answer_is_about_the_year_asked(runtime):
     """When the model wrote from a side sentence, the best evidence may be quoted instead; not when that
     evidence is about another year than the one asked (the page writes 2021年以来, not 2019)."""
+    other = next(e for e in gather(runtime, "松岭市2022年接待游客多少人次？").evidence if "86万" in e.norm)
     for question, quoted in (("2021年以来青禾县累计投入河道治理资金多少？", True),
                              ("2019年青禾县累计投入河道治理资金多少？", False)):
         g = gather(runtime, question)
-        g = replace(g, signals=replace(g.signals, coverage=1.0))  # as complete as a quote needs
-        side = next(i for i, e in enumerate(g.evidence, 1) if "5万吨" in e.quote)
-        draft = f"青禾县累计投入河道治理资金达到5万吨[{side}]。"  # the figure of a side sentence
+        # as complete as a quote needs; the model wrote from a sentence of another page
+        g = replace(g, signals=replace(g.signals, coverage=1.0), evidence=[*g.evidence, other])
+        draft = f"青禾县累计投入河道治理资金达到86万人次[{len(g.evidence)}]。"
         verified, reason = after_generating(runtime, g, draft, strict=True)
         assert ("quoted the best evidence" in reason) == quoted, (question, reason)
         assert bool(verified.citations) == quoted
@@ -492,3 +493,26 @@ def test_a_word_no_source_holds_weighs_most_only_when_it_names_something():
                            lambda w: held.get(w, (0, 100)))
     assert set(weights) == {"常德", "项目", "宋仁宗", "有期徒刑", "水果"}
     assert weights["宋仁宗"] > weights["常德"] > weights["项目"]
+
+
+def test_a_page_title_names_the_subject_its_sentences_leave_out(tmp_path_factory):
+    """A news page names its film in the headline and then writes only 导演张青山…: an answer citing that
+    sentence is about the film its page's title names (read without the title, it would be refused as
+    about something else)."""
+    from rag.config import Config
+    from rag.service import Runtime
+
+    corpus = tmp_path_factory.mktemp("film")
+    (corpus / "film.txt").write_text(
+        "电影《白石湾》幕后故事\n参演本片的演员多为新人,拍摄历时八个月。导演张青山用“恩赐”来形容这次拍摄。\n",
+        encoding="utf-8")
+    (corpus / "other.txt").write_text("电影《松岭》定档\n电影《松岭》将于明年春节上映。\n", encoding="utf-8")
+    rt = Runtime.open(Config(corpus=corpus, index_root=tmp_path_factory.mktemp("film-index"), confirm_with=""),
+                      progress=False)
+    g = gather(rt, "电影《白石湾》的导演是谁？")
+    said = next(e for e in g.evidence if "张青山" in e.quote)
+    for title, kept in ((said.title, True), ("", False)):
+        verified, reason = after_generating(rt, replace(g, evidence=[replace(said, title=title)]),
+                                            "电影《白石湾》的导演是张青山[1]。", strict=True)
+        assert bool(verified.citations) == kept, (title, reason)
+        assert kept or "something else" in reason, reason
