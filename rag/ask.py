@@ -446,7 +446,8 @@ def after_generating(rt, g: Gathered, draft: str, strict: bool,
         return extractive(g.evidence, q.lang, 2), "no answer sentence is held by the sentence it cites; quoted the best evidence"
     cited = cited_evidence(g, verified)
     problem = answer_problem(rt, g, draft, verified, cited)
-    if not problem and not keeps(confidence(rt, q, [in_context(rt, e) for e in cited], timings), confirm_threshold(rt.cfg, q)):
+    contexts = [in_context(rt, e) for e in cited]
+    if not problem and not keeps(confidence(rt, q, contexts, timings), confirm_threshold(rt.cfg, q)):
         return Verified("", [], verified.dropped, 0), "the model, asked, finds its cited sources do not answer"
     if not problem:
         return verified, ""
