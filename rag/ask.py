@@ -39,6 +39,7 @@ from rag.decide import (
     holds_kind,
     holds_year,
     refusal,
+    renamed_subject,
     word_weights,
 )
 from rag.generate import Usage, stream_chat, translate_to_chinese, yes_probability
@@ -470,6 +471,8 @@ def answer_problem(rt, g: Gathered, draft: str, verified: Verified, cited: list[
         return "the cited evidence is about something else"
     if not in_the_year(rt, q, cited):
         return "the cited evidence is about another year"
+    if renamed := about_another(rt, q, cited):
+        return f"the cited evidence is about another {renamed}"
     return ""
 
 
@@ -536,6 +539,16 @@ def in_the_year(rt, question: Question, evidence: list[Evidence]) -> bool:
     """Is one of these sentences, read with the one before and its page title, about the year asked
     (rag.decide.holds_year)? A quote about 2016-2019 does not answer a question about 2022."""
     return any(holds_year(question, with_title(rt, e)) for e in evidence)
+
+
+def about_another(rt, question: Question, evidence: list[Evidence]) -> str:
+    """When every cited sentence, read with_title, names the thing asked under another name
+    (rag.decide.renamed_subject: 北京冬奥会 asked, 长野冬奥会 cited), which names it: "北京->长野". Chinese
+    questions only; an English question's names are not jieba's."""
+    if question.lang == "en" or not evidence:
+        return ""
+    renamed = [renamed_subject(question, with_title(rt, e)) for e in evidence]
+    return renamed[0] if all(renamed) else ""
 
 
 def verify(rt, g: Gathered, draft: str, echo: bool) -> Verified:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import jieba.posseg
 
@@ -119,6 +120,47 @@ def holds_year(question: Question, context: str) -> bool:
     only other years (上世纪60年代, 2010年冬奥会) is about another time."""
     asked = set(YEAR.findall(question.norm))
     return not asked or asked <= set(YEAR.findall(context)) or bool(RELATIVE_YEAR.search(context))
+
+
+# jieba's tags for names: place, person, transliterated person, other proper noun, organisation.
+_NAME_FLAGS = frozenset({"ns", "nr", "nrt", "nz", "nt"})
+_COUNT_FLAGS = frozenset({"m", "q", "t"})  # numerals, measure words, time words: 温哥华|2010|年|冬奥会
+
+
+def renamed_subject(question: Question, context: str) -> str:
+    """The name a question puts directly before a common noun (北京|冬奥会) when the cited context lacks
+    that name and writes the same noun after another name (长野|冬奥会): the context is about another
+    event or thing of that kind. Returns "asked->other", or '' when the context may be about the one asked.
+    Lenient: a name written without its suffix (荥经 for 荥经县) counts as present, and a noun the context
+    writes with no name before it says nothing."""
+    asked = list(jieba.posseg.cut(question.norm))
+    tokens = list(jieba.posseg.cut(context))
+    for name, head in pairwise(asked):
+        if not _is_name_token(name) or core(name.word) in context:
+            continue
+        if _is_name_token(head) or len(head.word) < 2 or not head.flag.startswith(("n", "j", "v")):
+            continue
+        other = _name_before(tokens, head.word)
+        if other and other not in question.norm:
+            return f"{name.word}->{other}"
+    return ""
+
+
+def _is_name_token(token: jieba.posseg.pair) -> bool:
+    return token.flag in _NAME_FLAGS and len(token.word) >= 2
+
+
+def _name_before(tokens: list[jieba.posseg.pair], head: str) -> str:
+    """The name written before `head` in these tokens (skipping numerals, measure and time words), or ''."""
+    for i, token in enumerate(tokens):
+        if token.word != head:
+            continue
+        j = i - 1
+        while j >= 0 and tokens[j].flag in _COUNT_FLAGS:
+            j -= 1
+        if j >= 0 and _is_name_token(tokens[j]):
+            return tokens[j].word
+    return ""
 
 
 def refusal(signals: Signals, question: Question, min_coverage: float, min_similarity: float) -> str:

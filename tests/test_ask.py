@@ -22,7 +22,7 @@ from rag.ask import (
 from rag.chunk import Chunk
 from rag.cite import Evidence, Verified, numbers_in, strip_markers, unsupported_numbers, verify_answer
 from rag.clean import normalize
-from rag.decide import holds_kind, holds_year, word_weights
+from rag.decide import holds_kind, holds_year, renamed_subject, word_weights
 from rag.load import read_raw
 from rag.patterns import DATE
 from rag.question import analyse, asked_measure, parallel, question_lang
@@ -221,6 +221,20 @@ def test_the_year_asked_is_the_year_of_the_cited_context():
     assert holds_year(question, "香港2021年gdp同比增长6.4%") and holds_year(question, "今年香港gdp增长6.4%")
     assert not holds_year(question, "2012年香港gdp增长1.7%")  # another year holding the same digits
     assert holds_year(analyse("香港GDP增长了多少？"), "上世纪60年代")
+
+
+def test_a_context_naming_the_asked_thing_otherwise_is_about_another():
+    """北京冬奥会 asked, 长野冬奥会 or 温哥华2010年冬奥会 cited: another games. The asked name present (even
+    without its suffix, 荥经 for 荥经县), or the noun with no name before it, may be about the one asked."""
+    games = analyse("北京冬奥会双人滑金牌得主是谁？")
+    assert renamed_subject(games, "长野冬奥会上申雪和赵宏博获得铜牌") == "北京->长野"
+    assert renamed_subject(games, "温哥华2010年冬奥会双人滑金牌得主是申雪和赵宏博") == "北京->温哥华"
+    assert renamed_subject(games, "北京冬奥会双人滑金牌由隋文静、韩聪获得") == ""
+    assert renamed_subject(games, "冬奥会双人滑金牌得主是隋文静、韩聪") == ""
+    county = analyse("四川荥经县空气质量怎么样？")
+    assert renamed_subject(county, "雅安市荥经县2023年空气质量优良率达96.4%") == ""
+    assert renamed_subject(county, "荥经空气质量优良率达96.4%") == ""
+    assert renamed_subject(analyse("空气质量怎么样？"), "雅安市空气质量优良率达90%") == ""
 
 
 def test_paired_question_answered_for_both_places(answer_runtime):
