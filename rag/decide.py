@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 
 import jieba.posseg
@@ -122,7 +123,8 @@ def holds_year(question: Question, context: str) -> bool:
     return not asked or asked <= set(YEAR.findall(context)) or bool(RELATIVE_YEAR.search(context))
 
 
-# jieba's tags for names: place, person, transliterated person, other proper noun, organisation.
+# jieba's tags for names: place, person, transliterated person, other proper noun, organisation. Not
+# rag.tokens' tags: that module's source is part of the index's parameters (see _THING_TAGS above).
 _NAME_FLAGS = frozenset({"ns", "nr", "nrt", "nz", "nt"})
 _COUNT_FLAGS = frozenset({"m", "q", "t"})  # numerals, measure words, time words: 温哥华|2010|年|冬奥会
 
@@ -133,17 +135,24 @@ def renamed_subject(question: Question, context: str) -> str:
     event or thing of that kind. Returns "asked->other", or '' when the context may be about the one asked.
     Lenient: a name written without its suffix (荥经 for 荥经县) counts as present, and a noun the context
     writes with no name before it says nothing."""
-    asked = list(jieba.posseg.cut(question.norm))
     tokens = list(jieba.posseg.cut(context))
-    for name, head in pairwise(asked):
-        if not _is_name_token(name) or core(name.word) in context:
+    for name, noun in named_nouns(question.norm):
+        if core(name) in context:
             continue
-        if _is_name_token(head) or len(head.word) < 2 or not head.flag.startswith(("n", "j", "v")):
-            continue
-        other = _name_before(tokens, head.word)
+        other = _name_before(tokens, noun)
         if other and other not in question.norm:
-            return f"{name.word}->{other}"
+            return f"{name}->{other}"
     return ""
+
+
+@lru_cache(maxsize=256)
+def named_nouns(question: str) -> tuple[tuple[str, str], ...]:
+    """The (name, common noun) pairs a question writes side by side: 北京冬奥会 -> (北京, 冬奥会). Cached: an
+    answer's every cited sentence is checked against the same question."""
+    asked = list(jieba.posseg.cut(question))
+    return tuple((name.word, noun.word) for name, noun in pairwise(asked)
+                 if _is_name_token(name) and not _is_name_token(noun) and len(noun.word) >= 2
+                 and noun.flag.startswith(("n", "j", "v")))
 
 
 def _is_name_token(token: jieba.posseg.pair) -> bool:
