@@ -51,6 +51,7 @@ from rag.question import (
     INTERROGATIVE,
     Question,
     analyse,
+    in_asked_letters,
     is_english,
     opening_subject,
     parallel,
@@ -599,7 +600,7 @@ def split_question(rt, question: str, lang: str, k: int | None) -> list[Part]:
     if not parts and lang == "en":  # an English pair is found in its Chinese rendering
         variants = retrieve_for(rt, question, k).variants
         parts = sub_questions(variants[-1]) if variants else []
-    return parts
+    return [Part(p.subject, in_asked_letters(p.question, question)) for p in parts]
 
 
 # "A和B在…各自/分别…" and "A的…,和B的…,各是多少": one question about two places, usually two documents.

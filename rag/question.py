@@ -8,6 +8,7 @@ which is how any question in either language says what it wants; nothing here kn
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import jieba
@@ -16,7 +17,7 @@ import opencc
 
 from rag.attribute import question_names
 from rag.clean import normalize_query
-from rag.patterns import CJK_CHAR, CJK_SPAN, LATIN
+from rag.patterns import CJK_CHAR, CJK_SPAN, LATIN, LATIN_WORD
 
 _T2S = opencc.OpenCC("t2s")
 
@@ -83,6 +84,13 @@ class Question:
     def chinese(self) -> str:
         """The Chinese a question carries (all of it for a Chinese question; names for an English one)."""
         return self.norm if self.lang != "en" else " ".join(CJK_SPAN.findall(self.norm))
+
+
+def in_asked_letters(text: str, asked: str) -> str:
+    """Text cut from the normalised question (u14组, g20峰会) with the asker's letters back (U14组, G20峰会):
+    the model copies a half-question's wording into its answer, and the answer should read as asked."""
+    forms = {w.casefold(): w for w in LATIN_WORD.findall(unicodedata.normalize("NFKC", asked))}
+    return LATIN_WORD.sub(lambda m: forms.get(m.group().casefold(), m.group()), text)
 
 
 def is_english(text: str) -> bool:

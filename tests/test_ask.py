@@ -25,7 +25,7 @@ from rag.clean import normalize
 from rag.decide import holds_kind, holds_year, renamed_subject, word_weights
 from rag.load import read_raw
 from rag.patterns import DATE
-from rag.question import analyse, asked_measure, parallel, question_lang
+from rag.question import analyse, asked_measure, in_asked_letters, parallel, question_lang
 
 
 def raw_of(runtime, doc):
@@ -137,6 +137,16 @@ def test_what_both_sides_share_stays_in_each_half():
     # two places stay whole clauses (a suffix jieba cuts off, 青禾 县, is not lost)
     assert parts("松嶺市和青禾縣在綠化方面分別新栽了多少株?") == ["松岭市在绿化方面新栽了多少株?", "青禾县在绿化方面新栽了多少株?"]
     assert parallel("中国", "美国") and parallel("2031年", "2032年") and not parallel("建设用地", "常德经开区")
+
+
+def test_a_half_question_keeps_the_askers_letters():
+    """Halves are cut from the folded question (u14组); the model copies them, so they get U14组 back."""
+    asked = "2031年Ｇ20峰会和U14组比赛的时间分别是什么时候？"
+    assert in_asked_letters("2031年g20峰会的时间是什么时候?", asked) == "2031年G20峰会的时间是什么时候?"
+    assert in_asked_letters("u14组比赛的时间", asked) == "U14组比赛的时间"
+    assert in_asked_letters("iphone和ipad", "iPhone和iPad哪个贵") == "iPhone和iPad"
+    assert in_asked_letters("gdp增长", "国内生产总值增长") == "gdp增长"  # a word the asker never wrote stays
+    assert in_asked_letters("", "") == "" and in_asked_letters("u14", "") == "u14"
 
 
 def test_a_title_joined_by_a_conjunction_is_one_thing():
