@@ -45,7 +45,19 @@ from rag.decide import (
 from rag.generate import Usage, stream_chat, translate_to_chinese, yes_probability
 from rag.index import document_frequency, writes
 from rag.models import ModelError
-from rag.patterns import CJK, CJK_SPAN, CN_FIGURE, CN_SCALE, DATE, MEASURES, NUMBER, SCALE, SHARE
+from rag.patterns import (
+    CALENDAR,
+    CJK,
+    CJK_SPAN,
+    CN_FIGURE,
+    CN_SCALE,
+    DATE,
+    DATE_UNITS,
+    MEASURES,
+    NUMBER,
+    SCALE,
+    SHARE,
+)
 from rag.question import (
     CONJUNCTIONS,
     INTERROGATIVE,
@@ -336,12 +348,15 @@ def extractive(evidence: list[Evidence], lang: str, n: int = 1) -> Verified:
 
 def states_kind(question: Question, text: str) -> bool:
     """Does the answer state the kind of fact asked (a figure, a date)? The question's own numbers (its
-    year, 2023春运首日旅客发送量) are not the figure it asks for, and a share (占全市81%) does not answer a
-    question that counts something by its measure word (多少个, 多少名)."""
+    year, 2023春运首日旅客发送量) are not the figure it asks for, nor is a date the answer adds ("在2022年北京冬奥会
+    期间…" for 运动员数量); a share (占全市81%) does not answer a question that counts something by its
+    measure word (多少个, 多少名)."""
     text = strip_markers(text)  # a citation [1] is not a figure
     if question.asks == "figure":
         if question.measure not in ("", "%"):
             text = SHARE.sub("", text)
+        if question.measure not in DATE_UNITS:  # 多少年 counts years: 140年 is its figure
+            text = CALENDAR.sub("", text)
         return bool(numbers_in(text) - numbers_in(question.norm)) or any(m.group(1) in MEASURES for m in CN_FIGURE.finditer(text))
     if question.asks == "date":
         return bool(DATE.search(text))

@@ -40,6 +40,8 @@ DATE = re.compile(r"\d{1,4}\s*[年月日号]|[今去明前]年|[上下本]?(?:�
                   r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.? \d{1,2}\b|\b(?:1[5-9]|20)\d{2}s?\b|"
                   r"\b\d{1,2}(?:st|nd|rd|th)[- ]century\b",
                   re.I)
+# A calendar date written with its units (2022年, 2022年2月4日, 3月4日): when it is, not how many.
+CALENDAR = re.compile(r"(?<!\d)(?:(?:1[5-9]|20)\d{2}\s*年(?:\d{1,2}\s*月(?:\d{1,2}\s*[日号])?)?|\d{1,2}\s*月\d{1,2}\s*[日号])")
 # A year written in full (2021, 2021年), and the words news writes for a year it does not spell out.
 YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d{2}(?!\d)")
 RELATIVE_YEAR = re.compile(r"[今去明前本同当]年|年内|年初|年底")

@@ -184,6 +184,13 @@ def test_a_bare_topic_naming_a_quantity_asks_for_a_figure():
     topic = analyse("2023春运首日旅客发送量")
     assert not states_kind(topic, "2023年春运首日旅客发送量预计会有较大幅度增长[1].")
     assert states_kind(topic, "2023年春运首日旅客发送量为3474万人次[1]。")
+    # a date the answer adds is when, not how many; a question counting years is answered by one
+    athletes = analyse("北京冬奥会白石国运动员数量")
+    assert not states_kind(athletes, "白石国运动员在2022年北京冬奥会期间当选委员会主席[1]。")
+    assert not states_kind(athletes, "白石国代表团于2月4日抵达[1]。")
+    assert states_kind(athletes, "2022年2月4日，白石国派出44名运动员[1]。")
+    assert states_kind(analyse("白石医院是多少年前建的？"), "白石医院约140年前建成[1]。")
+    assert states_kind(analyse("白石镇建镇多少年了？"), "白石镇建于1950年[1]。")
 
 
 def test_a_share_does_not_answer_a_question_that_counts():
