@@ -33,17 +33,18 @@ SAME_MEASURE = {"颗": "棵", "株": "棵", "只": "个", "项": "个", "间": "
 CN_DIGITS = "零一二两三四五六七八九十百千万亿"
 # Chinese numerals with a measure word (三个, 近千人): a figure without digits.
 CN_FIGURE = re.compile(f"[{CN_DIGITS}几]+[余多]?(.)")
+_YEAR_DIGITS = r"(?:1[5-9]|20)\d{2}"  # a year written in full, 1500-2099
 # A date or time a sentence states: 2023年, 5月4日, 今年, 上周三, 10:30.
 DATE = re.compile(r"\d{1,4}\s*[年月日号]|[今去明前]年|[上下本]?(?:周|星期)[一二三四五六日天]|[昨今明前]天|"
                   r"\d{1,2}[:：]\d{2}|[一二三四五六七八九十]+月|[\u4e00-\u9fff]朝|世纪|年代|年间|时期|"
                   r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-                  r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.? \d{1,2}\b|\b(?:1[5-9]|20)\d{2}s?\b|"
+                  r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.? \d{1,2}\b|\b" + _YEAR_DIGITS + r"s?\b|"
                   r"\b\d{1,2}(?:st|nd|rd|th)[- ]century\b",
                   re.I)
 # A calendar date written with its units (2022年, 2022年2月4日, 3月4日): when it is, not how many.
-CALENDAR = re.compile(r"(?<!\d)(?:(?:1[5-9]|20)\d{2}\s*年(?:\d{1,2}\s*月(?:\d{1,2}\s*[日号])?)?|\d{1,2}\s*月\d{1,2}\s*[日号])")
+CALENDAR = re.compile(r"(?<!\d)(?:" + _YEAR_DIGITS + r"\s*年(?:\d{1,2}\s*月(?:\d{1,2}\s*[日号])?)?|\d{1,2}\s*月\d{1,2}\s*[日号])")
 # A year written in full (2021, 2021年), and the words news writes for a year it does not spell out.
-YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d{2}(?!\d)")
+YEAR = re.compile(r"(?<!\d)" + _YEAR_DIGITS + r"(?!\d)")
 RELATIVE_YEAR = re.compile(r"[今去明前本同当]年|年内|年初|年底")
 # Administrative suffixes a place is written with or without (荥经 / 荥经县).
 PLACE_SUFFIX = "省市县区镇乡州村"
