@@ -90,7 +90,9 @@ def chat_handler(rt: Runtime):
                 else:
                     label = "🚫 " if item.refused else ""
                     timing = item.timings.get("total_s", 0)
-                    history[-1] = {"role": "assistant", "content": f"{label}{item.answer}\n\n<sub>{timing:.1f} s</sub>"}
+                    open_parts = "".join(f"\n\n🚫 {html.escape(q)} — not found in the documents." for q in item.unanswered)
+                    history[-1] = {"role": "assistant",
+                                   "content": f"{label}{item.answer}{open_parts}\n\n<sub>{timing:.1f} s</sub>"}
                     yield history, "", sources_html(rt, item), passages_html(item)
         except Exception as exc:  # one line in the chat, not a trace; the server and other users go on
             history[-1] = {"role": "assistant", "content": f"⚠ {failure_line(exc)}"}

@@ -105,6 +105,7 @@ class Answer:
     support: float = 0.0  # how much of the question the cited evidence holds (rag.decide.coverage)
     timings: dict[str, float] = field(default_factory=dict)
     signals: Signals | None = None
+    unanswered: list[str] = field(default_factory=list)  # parts of a question asked in parts left unanswered
 
 
 def retrieve_for(rt, question: str, k: int | None = None) -> Retrieval:
@@ -757,6 +758,8 @@ def joined(question: str, answers: list[Answer], lang: str, started: float) -> A
                     max(a.support for a in answers), signals=first.signals)
     if result.refused:  # each part was written in `lang` already (Traditional included)
         result.answer = REFUSAL[lang]
+    else:  # an answer to one half must not read as the whole answer: say which part the documents leave open
+        result.unanswered = [a.question for a in answers if a.refused]
     result.timings = {**first.timings, "total_s": round(time.perf_counter() - started, 3), "parts": len(answers)}
     return result
 
@@ -781,4 +784,5 @@ def answer_json(a: Answer) -> dict:
         "support": round(a.support, 4),
         "signals": a.signals.__dict__ if a.signals else {},
         "timings": {**a.timings, "prompt_tokens": a.usage.prompt_tokens, "completion_tokens": a.usage.completion_tokens},
+        "unanswered": a.unanswered,
     }

@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cn2an
 import jieba
@@ -22,6 +23,7 @@ import jieba
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
 from rag.patterns import (
+    CJK,
     CJK_RUN,
     CN_FIGURE,
     DATE_UNITS,
@@ -121,6 +123,56 @@ def _figure_key(m: re.Match) -> tuple[float, str] | None:
     unit = (m.group(2) or "").lower().replace("％", "%")
     value = _figure_value(m)
     return None if value is None else (value, "" if unit in SCALE else unit)
+
+
+class Count(NamedTuple):
+    """A figure written with a measure word and the noun it counts: 12691名新生 is (12691, 位, 新生)."""
+
+    start: int
+    end: int  # after the measure word
+    value: float
+    measure: str  # canonical (rag.cite.canonical_measure)
+    noun: str
+
+
+def counted(text: str) -> list[Count]:
+    """The counts a text states (12691名新生, 2808棵古树). Dates are not counts, and a figure followed by
+    anything but a noun (12个以上) counts nothing this can name."""
+    import jieba.posseg
+
+    found = []
+    for m in NUMBER.finditer(text):
+        value, after = _figure_value(m), text[m.end():m.end() + 12]
+        rest = after.lstrip("余多")
+        if value is None or m.group(2) or not rest or rest[0] not in MEASURES or rest[0] in DATE_UNITS:
+            continue
+        words = [p for p in jieba.posseg.lcut(rest[1:]) if p.word.strip()]
+        if words and words[0].flag.startswith("n") and _NOUN.fullmatch(words[0].word):
+            end = m.end() + len(after) - len(rest) + 1
+            found.append(Count(m.start(), end, value, canonical_measure(rest[0]), words[0].word))
+    return found
+
+
+_NOUN = re.compile(f"[{CJK}]{{2,}}")
+
+
+def as_the_source_counts(sentence: str, cited: str) -> str:
+    """A figure the sentence gives a thing (12颗古树, 12691名本科生) replaced by the one its cited text gives
+    that same thing, counted by the same measure word (2808棵古树, 7436名本科生), when the cited text gives
+    it exactly one and not this one. The small model copies the figure next to the one it means ("12691名
+    新生,其中包括7436名本科生"); the thing counted, not the nearest digits, says which figure is the answer.
+    `cited` is normalised text; the sentence is matched in its normalised form."""
+    norm = normalize(sentence).text
+    if len(norm) != len(sentence):
+        return sentence  # offsets into the sentence would not be offsets into its normal form
+    source: dict[tuple[str, str], dict[float, str]] = {}
+    for c in counted(cited):
+        source.setdefault((c.measure, c.noun), {})[c.value] = cited[c.start:c.end]
+    for c in reversed(counted(norm)):
+        given = source.get((c.measure, c.noun), {})
+        if len(given) == 1 and c.value not in given:
+            sentence = sentence[:c.start] + next(iter(given.values())) + sentence[c.end:]
+    return sentence
 
 
 def numbers_in(text: str) -> set[float]:
@@ -458,6 +510,8 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             dropped.append(sentence)
             continue
         cited = sorted({int(n) - 1 for n in _MARKER.findall(sentence) if 0 < int(n) <= len(evidence)})
+        if cited and not is_english(body):
+            body = as_the_source_counts(body, "".join(evidence[i].norm for i in cited))
         if cited and _holds(body, [evidence[i] for i in cited], check):
             better = _says_it_better(body, cited, evidence, check)
             kept.append((body, [better] if better is not None else cited))  # the sentence that says it

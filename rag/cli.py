@@ -250,6 +250,8 @@ def ask(question: str | None, as_json: bool, model: str | None, k: int | None, c
             emit(mark_encodings(answer_json(final), rt.index))
         else:
             click.echo(final.answer)
+            if final.unanswered:
+                click.echo(f"  not found in the documents: {' / '.join(final.unanswered)}")
             for c in final.citations:
                 click.echo(f"  [{c.n}] {c.doc} {c.start}-{c.end}: {c.quote}")
 

@@ -547,3 +547,20 @@ def test_a_page_title_names_the_subject_its_sentences_leave_out(tmp_path_factory
                                             "电影《白石湾》的导演是张青山[1]。", strict=True)
         assert bool(verified.citations) == kept, (title, reason)
         assert kept or "something else" in reason, reason
+
+
+def test_an_answer_to_one_part_says_which_part_the_documents_leave_open():
+    from rag.ask import REFUSAL, Answer, Retrieval, joined
+    from rag.cite import Citation
+
+    def part(question: str, text: str, refused: bool) -> Answer:
+        citations = [] if refused else [Citation(1, "a.txt", "t", 0, 9, "甲校录取320名本科生")]
+        return Answer(question, text, refused, citations, "zh", Retrieval([], (), 0.0))
+
+    one = joined("甲校和乙校分别录取了多少名本科生？", [part("甲校录取了多少名本科生？", "甲校录取了320名本科生[1]。", False),
+                                           part("乙校录取了多少名本科生？", REFUSAL["zh"], True)], "zh", 0.0)
+    assert not one.refused and one.answer == "甲校录取了320名本科生[1]。"  # the answer claims only what it cites
+    assert one.unanswered == ["乙校录取了多少名本科生？"] and answer_json(one)["unanswered"] == one.unanswered
+    none = joined("甲校和乙校分别录取了多少名本科生？", [part("甲校录取了多少名本科生？", REFUSAL["zh"], True),
+                                            part("乙校录取了多少名本科生？", REFUSAL["zh"], True)], "zh", 0.0)
+    assert none.refused and none.answer == REFUSAL["zh"] and none.unanswered == []

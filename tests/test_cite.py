@@ -1,6 +1,7 @@
 from rag.chunk import Chunk
 from rag.cite import (
     Evidence,
+    as_the_source_counts,
     as_the_source_writes,
     figures_in,
     latin_words,
@@ -309,3 +310,20 @@ def test_the_question_cut_anew_by_jieba_adds_nothing():
     cited = ev("2019年以来,全县共签约项目12个。")
     assert verify_answer("青禾县从2019年起共签了12个项目[1]。", [cited], 0.5, question).citations
     assert "钟颖轩" in new_words("钟颖轩夺得冠军", "谁夺得冠军")
+
+
+def test_a_figure_takes_the_count_its_source_gives_the_same_thing():
+    # Invented places. The model copies the figure beside the one it means: the thing counted decides.
+    intake = ev("2022年,白石大学迎来了12691名新生,其中包括7436名本科生、5010名硕士生。")
+    kept = verify_answer("白石大学2022年录取了12691名本科生[1]。", [intake], 0.5, "白石大学2022年录取了多少名本科生？")
+    assert kept.answer == "白石大学2022年录取了7436名本科生[1]。"
+    works = ev("青禾镇今年建成3个污水处理厂、12座泵站。")
+    kept = verify_answer("青禾镇今年建成3个泵站[1]。", [works], 0.5, "青禾镇今年建成多少个泵站？")
+    assert kept.answer == "青禾镇今年建成12座泵站[1]。"  # 个 and 座 count the same; the source's word is shown
+    # The figure the source gives that thing is kept; so is one the source gives two figures for.
+    assert as_the_source_counts("共迎来12691名新生", intake.norm) == "共迎来12691名新生"
+    both = normalize("甲校录取320名本科生,乙校录取410名本科生。").text
+    assert as_the_source_counts("甲校录取500名本科生", both) == "甲校录取500名本科生"
+    # A date is not a count, and a figure followed by no noun counts nothing nameable.
+    assert as_the_source_counts("2023年3月开工", normalize("2022年5月开工").text) == "2023年3月开工"
+    assert as_the_source_counts("建成12个以上", normalize("建成30个以上").text) == "建成12个以上"
