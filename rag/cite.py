@@ -23,8 +23,8 @@ import jieba
 from rag.chunk import Chunk
 from rag.clean import normalize, sentence_spans
 from rag.patterns import (
-    CJK,
     CJK_RUN,
+    CJK_SPAN,
     CN_FIGURE,
     DATE_UNITS,
     LATIN,
@@ -147,13 +147,11 @@ def counted(text: str) -> list[Count]:
         if value is None or m.group(2) or not rest or rest[0] not in MEASURES or rest[0] in DATE_UNITS:
             continue
         words = [p for p in jieba.posseg.lcut(rest[1:]) if p.word.strip()]
-        if words and words[0].flag.startswith("n") and _NOUN.fullmatch(words[0].word):
+        if words and words[0].flag.startswith("n") and CJK_SPAN.fullmatch(words[0].word):
             end = m.end() + len(after) - len(rest) + 1
             found.append(Count(m.start(), end, value, canonical_measure(rest[0]), words[0].word))
     return found
 
-
-_NOUN = re.compile(f"[{CJK}]{{2,}}")
 
 
 def as_the_source_counts(sentence: str, cited: str) -> str:
