@@ -36,7 +36,7 @@ from rag.patterns import (
     SCALE,
 )
 from rag.question import is_english, without_yes_no
-from rag.tokens import is_proper_name, names_in, tokenize
+from rag.tokens import is_proper_name, names_in, nouns_in, tokenize
 
 MAX_QUOTE_CHARS = 140
 
@@ -399,10 +399,11 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     """Does the cited evidence hold what this answer sentence adds to the question? Every figure must be
     in the cited evidence (echoing one from the question is no exception: the question may be wrong),
     and so must every name it gives; most of the sentence's other wording that the question did not supply
-    must be in it too. Words echoed from the question are never support by themselves: a sentence that
-    adds nothing claims nothing; and what it does repeat from the question (东吴证券's 净利润) is a claim
-    about the cited sentence that it must hold too, read with its context (`check.echo`). An English sentence is held by its figures or, failing those, by its
-    similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
+    must be in it too, and most of the things (nouns) each of its clauses adds (nouns_held). Words echoed
+    from the question are never support by themselves: a sentence that adds nothing claims nothing; and
+    what it does repeat from the question (东吴证券's 净利润) is a claim about the cited sentence that it must
+    hold too, read with its context (`check.echo`). An English sentence is held by its figures or, failing
+    those, by its similarity in meaning to the cited Chinese sentence; with neither it cannot be checked."""
     text = "".join(e.norm for e in cited)
     norm = normalize(sentence).text
     titled = "".join(normalize(e.title).text for e in cited) + text  # a page's title names its subject
@@ -418,9 +419,29 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     new = new_words(norm, check.given)
     if new:
         held = sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, norm))
-        return held / sum(len(w) for w in new) >= check.min_support
+        return held / sum(len(w) for w in new) >= check.min_support and \
+            all(nouns_held(clause, text, check.given) >= check.min_support for clause in clauses_of(norm))
     # A Chinese sentence adding only the question's words claims nothing; an English one is held by meaning.
     return bool(new_figures) or (english and check.meaning is not None)
+
+
+def clauses_of(sentence: str) -> list[str]:
+    """The clauses of a Chinese sentence (cut at ，；); an English one is one clause."""
+    if is_english(sentence):
+        return [sentence]
+    return [c for c in re.split(r"[，,；;]", sentence) if c.strip()]
+
+
+def nouns_held(clause: str, text: str, given: str) -> float:
+    """The share (by length) of the nouns a clause adds to the question that the cited text holds; 1.0 for
+    a clause that adds none. Per clause, so a clause copied from the source cannot carry one whose thing is
+    not in it ("Wordle是一种数字猜谜游戏，它会明确指出哪些字母猜中了": 数字 is in no source); nouns only, so a
+    clause reworded around the source's things (根据 for the source's 依据) stands."""
+    nouns = set(nouns_in(clause))
+    new = [w for w in new_words(clause, given) if w in nouns]
+    if not new:
+        return 1.0
+    return sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, clause)) / sum(len(w) for w in new)
 
 
 def about_another(sentence: str, cited: str, alternatives: tuple[str, ...]) -> bool:

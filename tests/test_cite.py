@@ -6,6 +6,7 @@ from rag.cite import (
     figures_in,
     latin_words,
     new_words,
+    nouns_held,
     numbers_in,
     select_evidence,
     split_answer,
@@ -327,3 +328,17 @@ def test_a_figure_takes_the_count_its_source_gives_the_same_thing():
     # A date is not a count, and a figure followed by no noun counts nothing nameable.
     assert as_the_source_counts("2023年3月开工", normalize("2022年5月开工").text) == "2023年3月开工"
     assert as_the_source_counts("建成12个以上", normalize("建成30个以上").text) == "建成12个以上"
+
+
+def test_each_clause_of_an_answer_holds_what_it_adds():
+    # Invented game. A clause copied from the source must not carry one the source does not say.
+    rules = ev("这种玩法和猜色游戏相似,但《青字》会明确指出哪些字母猜中了。")
+    invented = verify_answer("青字游戏是一种数字猜谜游戏，它会明确指出哪些字母猜中了[1]。", [rules], 0.5,
+                             "青字游戏是什么类型的游戏？")
+    assert invented.citations == [] and len(invented.dropped) == 1
+    # Each clause held on its own: kept whole.
+    held = verify_answer("青字游戏和猜色游戏相似，它会明确指出哪些字母猜中了[1]。", [rules], 0.5,
+                         "青字游戏是什么类型的游戏？")
+    assert held.answer == "青字游戏和猜色游戏相似，它会明确指出哪些字母猜中了[1]。"
+    # A clause adding nothing to the question (its own words echoed) is not a claim to hold.
+    assert nouns_held("青字游戏", rules.norm, "青字游戏是什么类型的游戏") == 1.0
