@@ -22,7 +22,7 @@ from itertools import combinations
 
 from tqdm import tqdm
 
-from rag.cite import bigrams
+from rag.cite import bigrams, clauses_of
 from rag.clean import TONE_VOWELS, normalize
 from rag.themes import Passage, Theme, headings, plan, same_story, topic_terms
 
@@ -121,7 +121,7 @@ def holds(text: str, quotes: list[str], topic: str) -> float:
     clause may lean on the others: a clause of its own words the quotes barely hold (…, and a new hospital)
     sinks the sentence, which is then split and re-cited clause by clause."""
     cov = claim_coverage(text, quotes, topic)
-    clauses = [c for c in re.split(r"[，,；;]", _MARK.sub("", text)) if c.strip()]
+    clauses = clauses_of(_MARK.sub("", text))
     weakest = min((claim_coverage(c, quotes, topic) for c in clauses
                    if len(bigrams(_norm(c)) - bigrams(_norm(topic))) >= MIN_NEW_BIGRAMS), default=1.0)
     return cov if cov >= MIN_COVERAGE and weakest >= CLAUSE_FLOOR else 0.0

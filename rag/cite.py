@@ -426,9 +426,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
 
 
 def clauses_of(sentence: str) -> list[str]:
-    """The clauses of a Chinese sentence (cut at ，；); an English one is one clause."""
-    if is_english(sentence):
-        return [sentence]
+    """The clauses of a sentence (cut at ，；), without their commas."""
     return [c for c in re.split(r"[，,；;]", sentence) if c.strip()]
 
 
