@@ -153,7 +153,6 @@ def counted(text: str) -> list[Count]:
     return found
 
 
-
 def as_the_source_counts(sentence: str, cited: str) -> str:
     """A figure the sentence gives a thing (12颗古树, 12691名本科生) replaced by the one its cited text gives
     that same thing, counted by the same measure word (2808棵古树, 7436名本科生), when the cited text gives
@@ -418,8 +417,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
     new_figures = numbers_in(norm) - numbers_in(check.given)
     new = new_words(norm, check.given)
     if new:
-        held = sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, norm))
-        return held / sum(len(w) for w in new) >= check.min_support and \
+        return share_held(new, text, norm) >= check.min_support and \
             all(nouns_held(clause, text, check.given) >= check.min_support for clause in clauses_of(norm))
     # A Chinese sentence adding only the question's words claims nothing; an English one is held by meaning.
     return bool(new_figures) or (english and check.meaning is not None)
@@ -437,9 +435,13 @@ def nouns_held(clause: str, text: str, given: str) -> float:
     clause reworded around the source's things (根据 for the source's 依据) stands."""
     nouns = set(nouns_in(clause))
     new = [w for w in new_words(clause, given) if w in nouns]
-    if not new:
-        return 1.0
-    return sum(len(w) for w in new if holds_word(text, w) or _counts_figure(w, clause)) / sum(len(w) for w in new)
+    return share_held(new, text, clause) if new else 1.0
+
+
+def share_held(words: list[str], text: str, sentence: str) -> float:
+    """The share (by length) of these words of `sentence` that the cited text holds; a measure word is held
+    with its figure (_counts_figure)."""
+    return sum(len(w) for w in words if holds_word(text, w) or _counts_figure(w, sentence)) / sum(map(len, words))
 
 
 def about_another(sentence: str, cited: str, alternatives: tuple[str, ...]) -> bool:
