@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from rag.cite import bigrams, clauses_of
 from rag.clean import TONE_VOWELS, normalize
+from rag.patterns import CLAUSE_MARKS
 from rag.themes import Passage, Theme, headings, plan, same_story, topic_terms
 
 log = logging.getLogger("rag.brief")
@@ -94,7 +95,7 @@ def _marked(c: Claim) -> str:
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _MARK = re.compile(r"\s*\[(\d{1,2})\]")
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）]*|$)(?:\s*\[\d{1,2}\])*")
-_CLAUSE = re.compile(r"[^，,；;]+(?:[，,；;]|$)(?:\s*\[\d{1,2}\])*")
+_CLAUSE = re.compile(f"[^{CLAUSE_MARKS}]+(?:[{CLAUSE_MARKS}]|$)(?:\\s*\\[\\d{{1,2}}\\])*")
 _LIST_MARK = re.compile(r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[)）]|\d+[、.．])\s*")
 _OPENING = re.compile(r"^(.{2,40}?)(?:[，,：:；;]|(?:主要)?包括|主要有|有以下|如下)")
 

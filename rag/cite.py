@@ -25,6 +25,7 @@ from rag.clean import normalize, sentence_spans
 from rag.patterns import (
     CJK_RUN,
     CJK_SPAN,
+    CLAUSE_MARKS,
     CN_FIGURE,
     DATE_UNITS,
     LATIN,
@@ -425,7 +426,7 @@ def supports(sentence: str, cited: list[Evidence], check: Grounding) -> bool:
 
 def clauses_of(sentence: str) -> list[str]:
     """The clauses of a sentence (cut at ，；), without their commas."""
-    return [c for c in re.split(r"[，,；;]", sentence) if c.strip()]
+    return [c for c in re.split(f"[{CLAUSE_MARKS}]", sentence) if c.strip()]
 
 
 def nouns_held(clause: str, text: str, given: str) -> float:
@@ -543,13 +544,13 @@ def verify_answer(answer: str, evidence: list[Evidence], min_support: float, que
             continue
         # A sentence joining facts from two sources ("A did 86, B did 276") may stand clause by clause,
         # or, listing one fact from each ("A和B被禁赛"), on the two sources together.
-        clauses = [c for c in re.split(r"(?<=[，,；;])", body) if c.strip(" ，,；;")]
+        clauses = [c for c in re.split(f"(?<=[{CLAUSE_MARKS}])", body) if c.strip(" " + CLAUSE_MARKS)]
         fixes = [_best_support(c, evidence, check) for c in clauses] if len(clauses) > 1 else [None]
         pair = _joint_support(body, evidence, check) if None in fixes else None
         if None in fixes and pair is None:
             dropped.append(sentence)
             continue
-        kept += [(body, pair)] if pair else [(c.rstrip(" ，,；;"), [i]) for c, i in zip(clauses, fixes, strict=True)]
+        kept += [(body, pair)] if pair else [(c.rstrip(" " + CLAUSE_MARKS), [i]) for c, i in zip(clauses, fixes, strict=True)]
         repaired += 1
     order: list[int] = []
     for _, cited in kept:

@@ -48,3 +48,4 @@ YEAR = re.compile(r"(?<!\d)" + _YEAR_DIGITS + r"(?!\d)")
 RELATIVE_YEAR = re.compile(r"[今去明前本同当]年|年内|年初|年底")
 # Administrative suffixes a place is written with or without (荥经 / 荥经县).
 PLACE_SUFFIX = "省市县区镇乡州村"
+CLAUSE_MARKS = "，,；;"  # what ends a clause inside a sentence: the verifier and the briefing cut claims there
